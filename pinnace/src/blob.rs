@@ -1,0 +1,301 @@
+//! Verified blob streams and atomic, content-addressed writes.
+//!
+//! Contract: every byte pinnace reads from an image passes through a [`VerifyReader`],
+//! which fails the read that would exceed the expected size and the read that reaches
+//! the end with a wrong size or digest. Consumers therefore see an error before they
+//! see a successful end of stream. Every file pinnace writes goes through an
+//! [`AtomicFile`]: a temporary file in the destination directory, fsynced, then renamed
+//! over the target, so an interrupted command leaves the previous file intact.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::oci::{Digest, Hasher};
+
+/// A blob did not match what its descriptor promised.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum BlobError {
+    /// The content hashes to another digest.
+    #[error("blob {expected} is corrupt: its content hashes to {actual}; the source is damaged or was changed, fetch or rebuild it")]
+    Digest {
+        /// The digest the descriptor names.
+        expected: Digest,
+        /// What the content hashes to.
+        actual: Digest,
+    },
+    /// The content has another length.
+    #[error("blob {expected} has the wrong size: expected {expected_size} bytes, got {actual_size}{}", if *.truncated { " (truncated)" } else { " or more" })]
+    Size {
+        /// The digest the descriptor names.
+        expected: Digest,
+        /// The size the descriptor names.
+        expected_size: u64,
+        /// What was read before stopping.
+        actual_size: u64,
+        /// Whether the stream ended early (true) or ran past the size (false).
+        truncated: bool,
+    },
+}
+
+impl BlobError {
+    /// Finds a `BlobError` carried inside an `io::Error` from a [`VerifyReader`].
+    pub fn from_io(e: &io::Error) -> Option<&BlobError> {
+        e.get_ref().and_then(|inner| inner.downcast_ref::<BlobError>())
+    }
+}
+
+/// A reader that checks size and digest while it reads (see the module contract).
+pub struct VerifyReader<R> {
+    inner: R,
+    expected: Digest,
+    expected_size: Option<u64>,
+    hasher: Hasher,
+    done: bool,
+}
+
+impl<R: Read> VerifyReader<R> {
+    /// Verifies `inner` against `digest` and `size` (`None` when the size is unknown, as
+    /// for a diff_id, whose uncompressed length no descriptor records).
+    pub fn new(inner: R, digest: Digest, size: Option<u64>) -> Self {
+        VerifyReader { inner, expected: digest, expected_size: size, hasher: Hasher::new(), done: false }
+    }
+
+    /// Bytes read so far.
+    pub fn position(&self) -> u64 {
+        self.hasher.len()
+    }
+
+    fn finish_check(&mut self) -> io::Result<()> {
+        self.done = true;
+        let n = self.hasher.len();
+        if let Some(size) = self.expected_size {
+            if n != size {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    BlobError::Size {
+                        expected: self.expected,
+                        expected_size: size,
+                        actual_size: n,
+                        truncated: n < size,
+                    },
+                ));
+            }
+        }
+        let (actual, _) = std::mem::take(&mut self.hasher).finish();
+        if actual != self.expected {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                BlobError::Digest { expected: self.expected, actual },
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for VerifyReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.done || buf.is_empty() {
+            return Ok(0);
+        }
+        // Never ask for more than one byte past the expected size: enough to detect an
+        // over-long blob without reading an unbounded stream.
+        let want = match self.expected_size {
+            Some(size) => {
+                let left = size.saturating_sub(self.hasher.len()).saturating_add(1);
+                buf.len().min(usize::try_from(left).unwrap_or(usize::MAX))
+            }
+            None => buf.len(),
+        };
+        let n = loop {
+            match self.inner.read(&mut buf[..want]) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other?,
+            }
+        };
+        if n == 0 {
+            self.finish_check()?;
+            return Ok(0);
+        }
+        self.hasher.update(&buf[..n]);
+        if let Some(size) = self.expected_size {
+            if self.hasher.len() > size {
+                self.done = true;
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    BlobError::Size {
+                        expected: self.expected,
+                        expected_size: size,
+                        actual_size: self.hasher.len(),
+                        truncated: false,
+                    },
+                ));
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Reads a whole small blob (manifest, config) through verification, refusing more than
+/// `limit` bytes so a hostile descriptor cannot make pinnace allocate without bound.
+pub fn read_verified<R: Read>(inner: R, digest: Digest, size: u64, limit: u64) -> io::Result<Vec<u8>> {
+    if size > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("blob {digest} claims {size} bytes; metadata larger than {limit} bytes is refused"),
+        ));
+    }
+    let mut out = Vec::with_capacity(size as usize);
+    VerifyReader::new(inner, digest, Some(size)).read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// Largest manifest, index or config pinnace reads (the distribution spec suggests 4 MiB).
+pub const METADATA_LIMIT: u64 = 16 << 20;
+
+/// A file written under a temporary name in the target's directory, then fsynced and
+/// renamed into place by [`AtomicFile::commit`]. Dropped without commit, it is removed.
+pub struct AtomicFile {
+    tmp: tempfile::NamedTempFile,
+    target: PathBuf,
+}
+
+impl AtomicFile {
+    /// Starts writing what will become `target`.
+    pub fn create(target: &Path) -> io::Result<AtomicFile> {
+        let dir = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let tmp = tempfile::Builder::new().prefix(&format!(".{name}.")).suffix(".pinnace-tmp").tempfile_in(&dir)?;
+        Ok(AtomicFile { tmp, target: target.to_path_buf() })
+    }
+
+    /// The open file (for seeking back to patch headers).
+    pub fn file(&mut self) -> &mut File {
+        self.tmp.as_file_mut()
+    }
+
+    /// The final path.
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+
+    /// Renames to another target than the one given at creation (content-addressed blobs
+    /// learn their name only at the end of the stream).
+    pub fn set_target(&mut self, target: PathBuf) {
+        self.target = target;
+    }
+
+    /// fsyncs the data, renames over the target, and fsyncs the directory.
+    pub fn commit(self) -> io::Result<()> {
+        self.tmp.as_file().sync_all()?;
+        let target = self.target;
+        self.tmp.persist(&target).map_err(|e| e.error)?;
+        if let Some(dir) = target.parent() {
+            let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+            if let Ok(d) = File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.tmp.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.tmp.flush()
+    }
+}
+
+/// Writes `bytes` to `target` atomically.
+pub fn write_atomic(target: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut f = AtomicFile::create(target)?;
+    f.write_all(bytes)?;
+    f.commit()
+}
+
+/// Whether the file at `path` exists with exactly `size` bytes and hashes to `digest`.
+pub fn file_matches(path: &Path, digest: Digest, size: u64) -> bool {
+    match fs::metadata(path) {
+        Ok(m) if m.is_file() && m.len() == size => {}
+        _ => return false,
+    }
+    let Ok(f) = File::open(path) else { return false };
+    io::copy(&mut VerifyReader::new(io::BufReader::with_capacity(1 << 20, f), digest, Some(size)), &mut io::sink())
+        .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_all(data: &[u8], d: Digest, size: Option<u64>) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        VerifyReader::new(data, d, size).read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    #[test]
+    fn verifies_digest_and_size() {
+        let data = b"some blob content".to_vec();
+        let d = Digest::of(&data);
+        assert_eq!(read_all(&data, d, Some(data.len() as u64)).unwrap(), data);
+        assert_eq!(read_all(&data, d, None).unwrap(), data);
+
+        let mut flipped = data.clone();
+        flipped[3] ^= 1;
+        let e = read_all(&flipped, d, Some(data.len() as u64)).unwrap_err();
+        match BlobError::from_io(&e) {
+            Some(BlobError::Digest { expected, actual }) => {
+                assert_eq!(*expected, d);
+                assert_eq!(*actual, Digest::of(&flipped));
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = read_all(&data[..5], d, Some(data.len() as u64)).unwrap_err();
+        assert!(matches!(BlobError::from_io(&e), Some(BlobError::Size { truncated: true, .. })));
+        let mut longer = data.clone();
+        longer.extend_from_slice(b"more");
+        let e = read_all(&longer, d, Some(data.len() as u64)).unwrap_err();
+        assert!(matches!(BlobError::from_io(&e), Some(BlobError::Size { truncated: false, .. })));
+        assert!(e.to_string().contains(&d.to_string()));
+    }
+
+    #[test]
+    fn metadata_limit_refuses_huge_claims() {
+        let d = Digest::of(b"");
+        assert!(read_verified(&b""[..], d, 1 << 40, METADATA_LIMIT).is_err());
+    }
+
+    #[test]
+    fn atomic_file_replaces_only_on_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("index.json");
+        write_atomic(&target, b"old").unwrap();
+        {
+            let mut f = AtomicFile::create(&target).unwrap();
+            f.write_all(b"new but abandoned").unwrap();
+        }
+        assert_eq!(fs::read(&target).unwrap(), b"old");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "temp file left behind");
+        write_atomic(&target, b"new").unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"new");
+        assert!(file_matches(&target, Digest::of(b"new"), 3));
+        assert!(!file_matches(&target, Digest::of(b"old"), 3));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn verify_reader_accepts_only_the_exact_content(data in proptest::collection::vec(proptest::num::u8::ANY, 0..2048), cut in 0usize..2048) {
+            let d = Digest::of(&data);
+            let cut = cut.min(data.len());
+            let r = read_all(&data[..cut], d, Some(data.len() as u64));
+            proptest::prop_assert_eq!(r.is_ok(), cut == data.len());
+        }
+    }
+}

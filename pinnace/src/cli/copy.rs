@@ -1,0 +1,80 @@
+//! `pinnace copy SRC DST`.
+
+use anyhow::Context;
+use clap::Args;
+
+use pinnace::copy::{copy, CopyOptions};
+use pinnace::layer::{Compression, EncoderOptions};
+use pinnace::oci::Platform;
+use pinnace::transport::ImageRef;
+
+const AFTER: &str = "\
+References (skopeo's syntax):
+  oci:DIR[:TAG]                  OCI image layout directory (adding a tag keeps the others)
+  oci-archive:FILE[:TAG]         tar of an OCI image layout
+  docker-archive:FILE[:NAME:TAG] what docker save / podman save write; docker load reads it
+  containers-storage:NAME        podman's local images (through the podman CLI)
+  docker-daemon:NAME             the Docker Engine's images (through the docker CLI)
+
+What stays the same:
+  The config (image ID) and every layer's diff_id are identical across every conversion.
+  The manifest digest is kept between oci: and oci-archive: (layers copied byte for byte).
+  It cannot be kept into or out of docker-archive: (and the daemons): those store
+  uncompressed layers and no manifest, so layers are decompressed on the way in and
+  gzip-compressed (deterministically: same input, same digest) on the way out.";
+
+/// Arguments of `pinnace copy`.
+#[derive(Debug, Args)]
+#[command(after_help = AFTER)]
+pub struct CopyArgs {
+    /// Source image reference.
+    pub source: String,
+    /// Destination image reference.
+    pub destination: String,
+    /// Platform to pick from a multi-platform image (os/arch[/variant]); default: this machine's.
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Compression for layers that must be compressed (gzip, zstd).
+    #[arg(long, default_value = "gzip")]
+    pub compression: String,
+    /// No progress output.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Print the result as JSON (digest, sizes, what happened to each layer).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs the copy and renders its report.
+pub fn run(a: CopyArgs) -> anyhow::Result<()> {
+    let src: ImageRef = a.source.parse()?;
+    let dst: ImageRef = a.destination.parse()?;
+    let platform = a.platform.as_deref().map(str::parse::<Platform>).transpose()?;
+    let compression: Compression = a.compression.parse().map_err(anyhow::Error::msg)?;
+    if compression == Compression::None {
+        anyhow::bail!("--compression none: OCI stores keep plain layers as they are; choose gzip or zstd for layers that get compressed");
+    }
+    let opts = CopyOptions {
+        platform,
+        progress: !a.quiet && !a.json,
+        encoder: Some(EncoderOptions { compression, ..Default::default() }),
+    };
+    let report = copy(&src, &dst, &opts).with_context(|| format!("copying {src} to {dst}"))?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else if !a.quiet {
+        println!("{} -> {}", report.source, report.destination);
+        println!(
+            "manifest {} ({}){}",
+            report.manifest_digest,
+            report.manifest_media_type,
+            if report.manifest_kept { ", kept" } else { ", new" }
+        );
+        println!("config   {}", report.config_digest);
+        for l in &report.layers {
+            println!("  {:?} {} {}", l.action, l.digest, super::human(l.size));
+        }
+        println!("total    {}", super::human(report.size));
+    }
+    Ok(())
+}

@@ -1,0 +1,45 @@
+//! The command line: argument parsing and rendering only; every command is one library
+//! call (see `main.rs` for exit codes).
+
+pub mod copy;
+
+use clap::{Parser, Subcommand};
+
+/// The smallest container image that still runs your application, and the truth about any image.
+#[derive(Debug, Parser)]
+#[command(name = "pinnace", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// pinnace's commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Copy an image between OCI layouts, OCI archives, docker archives, podman and docker.
+    Copy(copy::CopyArgs),
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Copy(a) => copy::run(a),
+    }
+}
+
+/// Human-readable byte size (binary units, as dive and du -h show).
+pub fn human(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}

@@ -1,0 +1,33 @@
+//! pinnace: the smallest container image that still runs an application, and the truth
+//! about any image.
+//!
+//! The library is organised by concept (see `DESIGN.md` in the project's shared notes):
+//!
+//! - [`oci`]: digests, media types, descriptors, manifests, indexes and configs.
+//! - [`blob`]: verified blob streams and atomic content-addressed writes.
+//! - [`layer`]: the one deterministic layer writer, the one streaming layer reader, and
+//!   compression (gzip with fixed-block parallel deflate, zstd, none).
+//! - [`transport`]: image references in skopeo's syntax, and one reader/writer pair per
+//!   transport (OCI layout, OCI archive, docker archive, podman and docker daemons).
+//! - [`copy`](mod@copy): the one generic copy from any source to any sink.
+//! - [`elf`]: the shared-library closure of a binary, resolved the way ld.so does.
+//!
+//! ```no_run
+//! use pinnace::transport::ImageRef;
+//! let src: ImageRef = "docker-archive:app.tar".parse()?;
+//! let dst: ImageRef = "oci:out/app:1.0".parse()?;
+//! let report = pinnace::copy::copy(&src, &dst, &pinnace::copy::CopyOptions::default())?;
+//! println!("{}", report.manifest_digest);
+//! # Ok::<(), pinnace::Error>(())
+//! ```
+
+pub mod blob;
+pub mod copy;
+pub mod elf;
+pub mod error;
+pub mod layer;
+pub mod oci;
+pub mod progress;
+pub mod transport;
+
+pub use error::{Error, Result};
