@@ -1,5 +1,6 @@
 //! The crate's error: one enum wrapping each module's own.
 
+use crate::analyze::AnalyzeError;
 use crate::layer::{LayerError, WriterError};
 use crate::oci::OciError;
 use crate::transport::TransportError;
@@ -19,6 +20,9 @@ pub enum Error {
     /// Writing a layer.
     #[error(transparent)]
     Writer(#[from] WriterError),
+    /// Analysing an image (inspect, CI gates).
+    #[error(transparent)]
+    Analyze(#[from] AnalyzeError),
 }
 
 /// `Result` with [`Error`].

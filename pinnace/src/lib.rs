@@ -10,6 +10,9 @@
 //! - [`transport`]: image references in skopeo's syntax, and one reader/writer pair per
 //!   transport (OCI layout, OCI archive, docker archive, podman and docker daemons).
 //! - [`copy`](mod@copy): the one generic copy from any source to any sink.
+//! - [`build`]: `pinnace build`, from binaries and files to the smallest image that runs.
+//! - [`fs`]: FsTree, an image's filesystem with each path's layer history.
+//! - [`analyze`]: inspect (dive-compatible figures, reclaimable bytes, duplicates), CI gates.
 //! - [`elf`]: the shared-library closure of a binary, resolved the way ld.so does.
 //!
 //! ```no_run
@@ -21,10 +24,13 @@
 //! # Ok::<(), pinnace::Error>(())
 //! ```
 
+pub mod analyze;
 pub mod blob;
+pub mod build;
 pub mod copy;
 pub mod elf;
 pub mod error;
+pub mod fs;
 pub mod layer;
 pub mod oci;
 pub mod progress;

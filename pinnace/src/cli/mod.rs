@@ -1,7 +1,9 @@
 //! The command line: argument parsing and rendering only; every command is one library
 //! call (see `main.rs` for exit codes).
 
+pub mod build;
 pub mod copy;
+pub mod inspect;
 
 use clap::{Parser, Subcommand};
 
@@ -17,14 +19,20 @@ pub struct Cli {
 /// pinnace's commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Build the smallest image that runs a program: its ELF closure plus the files minimal images need.
+    Build(Box<build::BuildArgs>),
     /// Copy an image between OCI layouts, OCI archives, docker archives, podman and docker.
     Copy(copy::CopyArgs),
+    /// Show what is in an image and what is wasted: layers, sizes, file tree, dive's figures, CI gates.
+    Inspect(Box<inspect::InspectArgs>),
 }
 
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Build(a) => build::run(*a),
         Command::Copy(a) => copy::run(a),
+        Command::Inspect(a) => inspect::run(*a),
     }
 }
 
