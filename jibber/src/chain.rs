@@ -98,12 +98,7 @@ impl Chain {
         if stream.len() <= ORDER {
             return None;
         }
-        Some(Chain {
-            vocab,
-            stream,
-            ends_line,
-            starts,
-        })
+        Some(Chain { vocab, stream, ends_line, starts })
     }
 
     /// The chain trained on [`POEM`].
@@ -155,9 +150,7 @@ impl Chain {
     /// [`VERSE_LINES`] lines of verse for `seed`, each line's words joined by one space.
     pub fn verse(&self, seed: u64) -> Vec<String> {
         let mut rng = SplitMix64::new(seed);
-        (0..VERSE_LINES)
-            .map(|_| self.line(&mut rng).join(" "))
-            .collect()
+        (0..VERSE_LINES).map(|_| self.line(&mut rng).join(" ")).collect()
     }
 
     /// The verse for `seed` as an HTML fragment: each line HTML-escaped and followed by
@@ -189,12 +182,7 @@ mod tests {
 
     /// True when `window` occurs in the poem's word stream (wrapping around the end).
     fn occurs(stream: &[&str], window: &[&str]) -> bool {
-        (0..stream.len()).any(|p| {
-            window
-                .iter()
-                .enumerate()
-                .all(|(i, w)| stream[(p + i) % stream.len()] == *w)
-        })
+        (0..stream.len()).any(|p| window.iter().enumerate().all(|(i, w)| stream[(p + i) % stream.len()] == *w))
     }
 
     #[test]
@@ -231,10 +219,7 @@ mod tests {
         let chain = Chain::jabberwocky();
         for seed in [0, 1, 7, 42, u64::MAX, 0xDEAD_BEEF] {
             assert_eq!(chain.verse(seed), chain.verse(seed));
-            assert_eq!(
-                chain.verse_html(seed),
-                Chain::jabberwocky().verse_html(seed)
-            );
+            assert_eq!(chain.verse_html(seed), Chain::jabberwocky().verse_html(seed));
         }
     }
 
@@ -260,13 +245,8 @@ mod tests {
     #[test]
     fn different_seeds_differ() {
         let chain = Chain::jabberwocky();
-        let distinct: std::collections::HashSet<Vec<String>> =
-            (0..50).map(|s| chain.verse(s)).collect();
-        assert!(
-            distinct.len() > 40,
-            "only {} distinct verses",
-            distinct.len()
-        );
+        let distinct: std::collections::HashSet<Vec<String>> = (0..50).map(|s| chain.verse(s)).collect();
+        assert!(distinct.len() > 40, "only {} distinct verses", distinct.len());
     }
 
     #[test]
@@ -314,18 +294,12 @@ mod tests {
     #[test]
     fn lines_end_on_line_ending_words_or_max_length() {
         let chain = Chain::jabberwocky();
-        let enders: Vec<&str> = POEM
-            .lines()
-            .filter_map(|l| l.split_whitespace().last())
-            .collect();
+        let enders: Vec<&str> = POEM.lines().filter_map(|l| l.split_whitespace().last()).collect();
         for seed in 0..300 {
             for line in chain.verse(seed) {
                 let words: Vec<&str> = line.split(' ').collect();
                 let last = words[words.len() - 1];
-                assert!(
-                    enders.contains(&last) || words.len() == MAX_WORDS,
-                    "{line:?} ends early"
-                );
+                assert!(enders.contains(&last) || words.len() == MAX_WORDS, "{line:?} ends early");
                 // No line-ending word before the last one.
                 for w in &words[..words.len() - 1] {
                     assert!(!enders.contains(w), "{line:?} runs past {w:?}");

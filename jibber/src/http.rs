@@ -118,8 +118,7 @@ fn is_token(s: &[u8]) -> bool {
 
 /// Header value bytes: visible ASCII, space, tab and obs-text; no other controls.
 fn is_field_value(s: &[u8]) -> bool {
-    s.iter()
-        .all(|&b| b == b'\t' || b == b' ' || (0x21..=0x7E).contains(&b) || b >= 0x80)
+    s.iter().all(|&b| b == b'\t' || b == b' ' || (0x21..=0x7E).contains(&b) || b >= 0x80)
 }
 
 fn trim_ows(mut s: &[u8]) -> &[u8] {
@@ -150,9 +149,7 @@ pub fn parse_u64(s: &[u8]) -> Option<u64> {
 
 /// Whether a comma-separated header value contains `token`, case-insensitively.
 fn has_token(value: &[u8], token: &str) -> bool {
-    value
-        .split(|&b| b == b',')
-        .any(|t| trim_ows(t).eq_ignore_ascii_case(token.as_bytes()))
+    value.split(|&b| b == b',').any(|t| trim_ows(t).eq_ignore_ascii_case(token.as_bytes()))
 }
 
 /// Parses a complete request head (as delimited by [`head_len`], after skipping
@@ -173,8 +170,7 @@ pub fn parse_head(head: &[u8]) -> Result<Request<'_>, Error> {
     // Request line: method SP request-target SP HTTP-version, single spaces.
     let request_line = lines.next().ok_or(Error::BadRequest)?;
     let mut parts = request_line.split(|&b| b == b' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(method), Some(target), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(Error::BadRequest);
     };
@@ -188,9 +184,7 @@ pub fn parse_head(head: &[u8]) -> Result<Request<'_>, Error> {
     let version = match version {
         b"HTTP/1.1" => Version::Http11,
         b"HTTP/1.0" => Version::Http10,
-        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
-            if major.is_ascii_digit() && minor.is_ascii_digit() =>
-        {
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor] if major.is_ascii_digit() && minor.is_ascii_digit() => {
             return Err(Error::VersionNotSupported)
         }
         _ => return Err(Error::BadRequest),
@@ -219,10 +213,7 @@ pub fn parse_head(head: &[u8]) -> Result<Request<'_>, Error> {
         }
         // Obsolete line folding and whitespace before the colon are rejected, and so is
         // a bare CR (the value check excludes every control but HTAB).
-        let colon = line
-            .iter()
-            .position(|&b| b == b':')
-            .ok_or(Error::BadRequest)?;
+        let colon = line.iter().position(|&b| b == b':').ok_or(Error::BadRequest)?;
         let (name, value) = (&line[..colon], trim_ows(&line[colon + 1..]));
         if !is_token(name) || !is_field_value(value) {
             return Err(Error::BadRequest);
@@ -256,14 +247,7 @@ pub fn parse_head(head: &[u8]) -> Result<Request<'_>, Error> {
             Version::Http11 => true,
             Version::Http10 => keep_alive_token,
         };
-    Ok(Request {
-        method,
-        path,
-        query,
-        version,
-        keep_alive,
-        body,
-    })
+    Ok(Request { method, path, query, version, keep_alive, body })
 }
 
 /// The `seed` parameter of a query string: `Ok(None)` when absent, `Ok(Some(n))` for
@@ -350,11 +334,7 @@ impl Response {
         push(self.content_type);
         push("\r\nContent-Length: ");
         push(&self.body.len().to_string());
-        push(if keep_alive {
-            "\r\nConnection: keep-alive\r\n"
-        } else {
-            "\r\nConnection: close\r\n"
-        });
+        push(if keep_alive { "\r\nConnection: keep-alive\r\n" } else { "\r\nConnection: close\r\n" });
         for line in &self.extra {
             push(line);
             push("\r\n");
@@ -371,9 +351,7 @@ impl Response {
 /// epoch, for the `Date` header.
 pub fn http_date(secs: u64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let days = secs / 86_400;
     let rem = secs % 86_400;
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm), unsigned
@@ -459,26 +437,11 @@ mod tests {
 
     #[test]
     fn bodies() {
-        assert_eq!(
-            ok("POST / HTTP/1.1\r\nContent-Length: 12\r\n\r\n").body,
-            Body::Length(12)
-        );
-        assert_eq!(
-            ok("POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n").body,
-            Body::None
-        );
-        assert_eq!(
-            ok("POST / HTTP/1.1\r\ncontent-length: 7\r\nContent-Length: 7\r\n\r\n").body,
-            Body::Length(7)
-        );
-        assert_eq!(
-            ok("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").body,
-            Body::Chunked
-        );
-        assert_eq!(
-            ok("POST / HTTP/1.1\r\nContent-Length: 18446744073709551615\r\n\r\n").body,
-            Body::Length(u64::MAX)
-        );
+        assert_eq!(ok("POST / HTTP/1.1\r\nContent-Length: 12\r\n\r\n").body, Body::Length(12));
+        assert_eq!(ok("POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n").body, Body::None);
+        assert_eq!(ok("POST / HTTP/1.1\r\ncontent-length: 7\r\nContent-Length: 7\r\n\r\n").body, Body::Length(7));
+        assert_eq!(ok("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").body, Body::Chunked);
+        assert_eq!(ok("POST / HTTP/1.1\r\nContent-Length: 18446744073709551615\r\n\r\n").body, Body::Length(u64::MAX));
     }
 
     #[test]
@@ -499,10 +462,7 @@ mod tests {
             let head = format!("POST / HTTP/1.1\r\nContent-Length: {cl}\r\n\r\n");
             assert_eq!(err(head.as_bytes()), Error::BadRequest, "{cl:?}");
         }
-        assert_eq!(
-            err(b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"),
-            Error::BadRequest
-        );
+        assert_eq!(err(b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"), Error::BadRequest);
         assert_eq!(
             err(b"POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"),
             Error::BadRequest
@@ -544,12 +504,7 @@ mod tests {
             b"\xff\xfe\xfd",
         ];
         for case in cases {
-            assert_eq!(
-                err(case),
-                Error::BadRequest,
-                "{:?}",
-                String::from_utf8_lossy(case)
-            );
+            assert_eq!(err(case), Error::BadRequest, "{:?}", String::from_utf8_lossy(case));
         }
     }
 
@@ -583,12 +538,7 @@ mod tests {
             b"GET / HTTP/1.1\r\nHost: a\r\n\r",
         ];
         for case in cases {
-            assert_eq!(
-                err(case),
-                Error::BadRequest,
-                "{:?}",
-                String::from_utf8_lossy(case)
-            );
+            assert_eq!(err(case), Error::BadRequest, "{:?}", String::from_utf8_lossy(case));
         }
     }
 
@@ -640,10 +590,7 @@ mod tests {
         assert_eq!(seed_param(Some("seed=42")), Ok(Some(42)));
         assert_eq!(seed_param(Some("a=1&seed=007&b")), Ok(Some(7)));
         assert_eq!(seed_param(Some("seeds=1&xseed=2")), Ok(None));
-        assert_eq!(
-            seed_param(Some("seed=18446744073709551615")),
-            Ok(Some(u64::MAX))
-        );
+        assert_eq!(seed_param(Some("seed=18446744073709551615")), Ok(Some(u64::MAX)));
         for bad in [
             "seed",
             "seed=",
@@ -728,11 +675,7 @@ mod tests {
                     buf.push(b'G');
                 }
                 let at = rng.below(buf.len());
-                let byte = if rng.below(2) == 0 {
-                    alphabet[rng.below(alphabet.len())]
-                } else {
-                    rng.next_u64() as u8
-                };
+                let byte = if rng.below(2) == 0 { alphabet[rng.below(alphabet.len())] } else { rng.next_u64() as u8 };
                 match rng.below(3) {
                     0 => buf[at] = byte,
                     1 => buf.insert(at, byte),

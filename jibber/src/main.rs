@@ -36,8 +36,7 @@ fn main() -> ExitCode {
 
     let mut config = server::Config::default();
     let settings = (|| {
-        let port = u16::try_from(env_number("PORT", 8080)?)
-            .map_err(|_| "PORT must be at most 65535".to_string())?;
+        let port = u16::try_from(env_number("PORT", 8080)?).map_err(|_| "PORT must be at most 65535".to_string())?;
         let max = env_number("JIBBER_MAX_CONNECTIONS", config.max_connections as u64)?;
         config.max_connections = usize::try_from(max.max(1)).unwrap_or(usize::MAX);
         let timeout = env_number("JIBBER_READ_TIMEOUT_MS", 10_000)?.max(1);
@@ -68,11 +67,7 @@ fn main() -> ExitCode {
     }
     // Spring's format, with microseconds (integer arithmetic: no float formatting).
     let micros = elapsed.as_micros();
-    eprintln!(
-        "Started jibber in {}.{:06} seconds",
-        micros / 1_000_000,
-        micros % 1_000_000
-    );
+    eprintln!("Started jibber in {}.{:06} seconds", micros / 1_000_000, micros % 1_000_000);
 
     match server::serve(listener, chain, config) {
         Ok(()) => ExitCode::SUCCESS,

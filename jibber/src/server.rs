@@ -138,12 +138,10 @@ pub fn serve(listener: TcpListener, chain: &'static Chain, config: Config) -> io
         live.fetch_add(1, Ordering::SeqCst);
         let slot = Slot(Arc::clone(&live));
         let config = Arc::clone(&config);
-        let spawned = thread::Builder::new()
-            .stack_size(STACK_SIZE)
-            .spawn(move || {
-                let _slot = slot;
-                handle_connection(stream, chain, &config);
-            });
+        let spawned = thread::Builder::new().stack_size(STACK_SIZE).spawn(move || {
+            let _slot = slot;
+            handle_connection(stream, chain, &config);
+        });
         if let Err(e) = spawned {
             // The closure (stream and slot) is dropped: the client sees a reset.
             eprintln!("jibber: cannot start connection thread: {e}");
@@ -191,18 +189,14 @@ fn reject_busy(mut stream: TcpStream) {
 
 /// The current time as an HTTP date.
 fn now_date() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     http::http_date(secs)
 }
 
 /// A seed for requests without `?seed=`: time, process id and a counter, mixed.
 fn fresh_seed() -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
     let count = COUNTER.fetch_add(1, Ordering::Relaxed);
     let mut rng = SplitMix64::new(nanos ^ (u64::from(std::process::id()) << 32) ^ count);
     rng.next_u64()
@@ -285,9 +279,7 @@ fn fill(
             Err(e)
                 if matches!(
                     e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
                 ) => {}
             Err(_) => return Err(Stop::Close),
         }
@@ -297,9 +289,7 @@ fn fill(
 /// Serves requests on one connection until it closes.
 fn handle_connection(mut stream: TcpStream, chain: &Chain, config: &Config) {
     // Short read timeouts are the polling interval for deadlines and shutdown.
-    if stream.set_read_timeout(Some(POLL)).is_err()
-        || stream.set_write_timeout(Some(config.read_timeout)).is_err()
-    {
+    if stream.set_read_timeout(Some(POLL)).is_err() || stream.set_write_timeout(Some(config.read_timeout)).is_err() {
         return;
     }
     let _ = stream.set_nodelay(true);
@@ -389,9 +379,7 @@ fn linger_close(mut stream: TcpStream) {
             Err(e)
                 if matches!(
                     e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
                 ) =>
             {
                 if SHUTDOWN.load(Ordering::SeqCst) {
@@ -408,14 +396,7 @@ mod tests {
     use super::*;
 
     fn req<'a>(method: &'a str, path: &'a str, query: Option<&'a str>) -> Request<'a> {
-        Request {
-            method,
-            path,
-            query,
-            version: http::Version::Http11,
-            keep_alive: true,
-            body: Body::None,
-        }
+        Request { method, path, query, version: http::Version::Http11, keep_alive: true, body: Body::None }
     }
 
     #[test]
@@ -432,25 +413,12 @@ mod tests {
         assert_eq!(r.body, chain.verse_html(9).into_bytes());
         let r = route(&req("GET", "/jibber", None), &chain);
         assert_eq!(r.status, 200);
-        assert_eq!(
-            String::from_utf8(r.body)
-                .unwrap()
-                .matches("<br/>\n")
-                .count(),
-            10
-        );
+        assert_eq!(String::from_utf8(r.body).unwrap().matches("<br/>\n").count(), 10);
 
         for bad in ["seed=x", "seed=-1", "seed", "seed=1&seed=2"] {
             assert_eq!(route(&req("GET", "/jibber", Some(bad)), &chain).status, 400);
         }
-        for path in [
-            "/",
-            "/jibber/",
-            "/Jibber",
-            "/healthz/x",
-            "/jibber%20",
-            "//jibber",
-        ] {
+        for path in ["/", "/jibber/", "/Jibber", "/healthz/x", "/jibber%20", "//jibber"] {
             assert_eq!(route(&req("GET", path, None), &chain).status, 404, "{path}");
         }
         assert_eq!(route(&req("POST", "/nope", None), &chain).status, 404);

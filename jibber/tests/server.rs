@@ -23,10 +23,7 @@ impl Server {
     /// Starts the binary with `PORT=0` plus `env`, and waits for its start-up lines.
     fn start_with(env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_jibber"));
-        cmd.env("PORT", "0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        cmd.env("PORT", "0").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -50,21 +47,14 @@ impl Server {
                 port = Some(addr.rsplit(':').next().unwrap().parse().unwrap());
             }
             if line.starts_with("Started jibber in ") {
-                let secs = line
-                    .strip_prefix("Started jibber in ")
-                    .and_then(|s| s.strip_suffix(" seconds"))
-                    .unwrap();
+                let secs = line.strip_prefix("Started jibber in ").and_then(|s| s.strip_suffix(" seconds")).unwrap();
                 let (whole, frac) = secs.split_once('.').unwrap();
                 assert!(whole.parse::<u64>().is_ok() && frac.len() >= 3, "{line}");
                 assert!(frac.bytes().all(|b| b.is_ascii_digit()), "{line}");
                 break;
             }
         }
-        Server {
-            child,
-            port: port.expect("listening line before the Started line"),
-            log: rx,
-        }
+        Server { child, port: port.expect("listening line before the Started line"), log: rx }
     }
 
     fn connect(&self) -> TcpStream {
@@ -90,12 +80,8 @@ impl Server {
     }
 
     fn signal(&self, name: &str) {
-        let ok = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap()
-            .success();
+        let ok =
+            Command::new("kill").arg(format!("-{name}")).arg(self.child.id().to_string()).status().unwrap().success();
         assert!(ok, "kill -{name} failed");
     }
 
@@ -130,15 +116,9 @@ struct Reply {
 impl Reply {
     fn parse(bytes: &[u8]) -> Reply {
         let text = String::from_utf8_lossy(bytes).into_owned();
-        let (head, body) = text
-            .split_once("\r\n\r\n")
-            .unwrap_or_else(|| panic!("no complete response: {text:?}"));
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no complete response: {text:?}"));
         let status = head[9..12].parse().unwrap();
-        Reply {
-            status,
-            head: head.to_string(),
-            body: body.to_string(),
-        }
+        Reply { status, head: head.to_string(), body: body.to_string() }
     }
 
     fn header(&self, name: &str) -> Option<&str> {
@@ -154,21 +134,14 @@ fn read_one(reader: &mut BufReader<TcpStream>, head_only: bool) -> Reply {
     let mut head = String::new();
     loop {
         let mut line = String::new();
-        assert!(
-            reader.read_line(&mut line).unwrap() > 0,
-            "connection closed"
-        );
+        assert!(reader.read_line(&mut line).unwrap() > 0, "connection closed");
         if line == "\r\n" {
             break;
         }
         head.push_str(&line);
     }
     let head = head.trim_end().to_string();
-    let mut reply = Reply {
-        status: head[9..12].parse().unwrap(),
-        head,
-        body: String::new(),
-    };
+    let mut reply = Reply { status: head[9..12].parse().unwrap(), head, body: String::new() };
     let len: usize = reply.header("Content-Length").unwrap().parse().unwrap();
     if !head_only {
         let mut body = vec![0; len];
@@ -180,10 +153,7 @@ fn read_one(reader: &mut BufReader<TcpStream>, head_only: bool) -> Reply {
 
 fn assert_verse(reply: &Reply) {
     assert_eq!(reply.status, 200, "{reply:?}");
-    assert_eq!(
-        reply.header("Content-Type"),
-        Some("text/html; charset=utf-8")
-    );
+    assert_eq!(reply.header("Content-Type"), Some("text/html; charset=utf-8"));
     let lines: Vec<&str> = reply.body.lines().collect();
     assert_eq!(lines.len(), 10, "{}", reply.body);
     for line in lines {
@@ -191,10 +161,7 @@ fn assert_verse(reply: &Reply) {
         assert!(!text.trim().is_empty());
     }
     assert!(reply.body.ends_with("<br/>\n"));
-    assert_eq!(
-        reply.header("Content-Length").unwrap(),
-        reply.body.len().to_string()
-    );
+    assert_eq!(reply.header("Content-Length").unwrap(), reply.body.len().to_string());
 }
 
 #[test]
@@ -221,12 +188,9 @@ fn seeds_are_deterministic_across_runs() {
     assert_eq!(a.body, d.body);
     // Seed 0 pins the verse across versions (the same text as the unit test).
     let zero = second.get("/jibber?seed=0");
-    assert!(zero.body.starts_with(
-        "'Twas brillig, and the slithy toves<br/>\nAll mimsy were the borogoves,<br/>\n"
-    ));
+    assert!(zero.body.starts_with("'Twas brillig, and the slithy toves<br/>\nAll mimsy were the borogoves,<br/>\n"));
     // Unseeded verses vary.
-    let unseeded: std::collections::HashSet<String> =
-        (0..10).map(|_| second.get("/jibber").body).collect();
+    let unseeded: std::collections::HashSet<String> = (0..10).map(|_| second.get("/jibber").body).collect();
     assert!(unseeded.len() > 1);
 }
 
@@ -239,19 +203,13 @@ fn healthz_and_errors() {
     for path in ["/", "/nope", "/jibber/", "/healthz/x"] {
         assert_eq!(server.get(path).status, 404, "{path}");
     }
-    for bad in [
-        "seed=abc",
-        "seed=-1",
-        "seed=",
-        "seed=18446744073709551616",
-        "seed",
-    ] {
+    for bad in ["seed=abc", "seed=-1", "seed=", "seed=18446744073709551616", "seed"] {
         let reply = server.get(&format!("/jibber?{bad}"));
         assert_eq!(reply.status, 400, "{bad}");
     }
-    let reply = Reply::parse(&server.raw(
-        b"POST /jibber HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc",
-    ));
+    let reply = Reply::parse(
+        &server.raw(b"POST /jibber HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc"),
+    );
     assert_eq!(reply.status, 405);
     assert_eq!(reply.header("Allow"), Some("GET, HEAD"));
     let reply = Reply::parse(&server.raw(b"DELETE /healthz HTTP/1.1\r\nConnection: close\r\n\r\n"));
@@ -271,8 +229,7 @@ fn healthz_and_errors() {
     }
     let reply = Reply::parse(&server.raw(b"GET /jibber HTTP/2.0\r\n\r\n"));
     assert_eq!(reply.status, 505);
-    let reply =
-        Reply::parse(&server.raw(b"POST /jibber HTTP/1.1\r\nContent-Length: 999999999\r\n\r\n"));
+    let reply = Reply::parse(&server.raw(b"POST /jibber HTTP/1.1\r\nContent-Length: 999999999\r\n\r\n"));
     assert_eq!(reply.status, 413);
     // Still serving after all that.
     assert_verse(&server.get("/jibber?seed=1"));
@@ -281,10 +238,7 @@ fn healthz_and_errors() {
 #[test]
 fn oversized_head_is_rejected() {
     let server = Server::start();
-    let big = format!(
-        "GET /jibber HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
-        "a".repeat(10_000)
-    );
+    let big = format!("GET /jibber HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(10_000));
     let reply = Reply::parse(&server.raw(big.as_bytes()));
     assert_eq!(reply.status, 431);
     // A head that never ends is cut off at the limit too.
@@ -303,9 +257,7 @@ fn keep_alive_pipelining_and_head() {
     let stream = server.connect();
     let mut writer = stream.try_clone().unwrap();
     let mut reader = BufReader::new(stream);
-    writer
-        .write_all(b"GET /jibber?seed=7 HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
+    writer.write_all(b"GET /jibber?seed=7 HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     let first = read_one(&mut reader, false);
     assert_verse(&first);
     assert_eq!(first.header("Connection"), Some("keep-alive"));
@@ -320,10 +272,7 @@ fn keep_alive_pipelining_and_head() {
     assert_eq!(read_one(&mut reader, false).status, 405);
     let head = read_one(&mut reader, true);
     assert_eq!(head.status, 200);
-    assert_eq!(
-        head.header("Content-Length").unwrap(),
-        first.body.len().to_string()
-    );
+    assert_eq!(head.header("Content-Length").unwrap(), first.body.len().to_string());
     let last = read_one(&mut reader, false);
     assert_eq!(last.body, first.body);
     assert_eq!(last.header("Connection"), Some("close"));
@@ -349,9 +298,7 @@ fn twenty_concurrent_requests() {
             thread::spawn(move || {
                 let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
                 s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-                let req = format!(
-                    "GET /jibber?seed={i} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-                );
+                let req = format!("GET /jibber?seed={i} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
                 s.write_all(req.as_bytes()).unwrap();
                 let mut out = Vec::new();
                 s.read_to_end(&mut out).unwrap();
@@ -414,15 +361,12 @@ fn sigterm_finishes_in_flight_request_then_exits_zero() {
     // An idle kept-alive connection must not hold up shutdown.
     let idle = server.connect();
     let mut idle_reader = BufReader::new(idle.try_clone().unwrap());
-    (&idle)
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
+    (&idle).write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     assert_eq!(read_one(&mut idle_reader, false).status, 200);
 
     // A slow request: the head arrives in two parts, with SIGTERM in between.
     let mut slow = server.connect();
-    slow.write_all(b"GET /jibber?seed=5 HTTP/1.1\r\nHost: x\r\n")
-        .unwrap();
+    slow.write_all(b"GET /jibber?seed=5 HTTP/1.1\r\nHost: x\r\n").unwrap();
     thread::sleep(Duration::from_millis(100));
     let signalled = Instant::now();
     server.signal("TERM");
@@ -437,10 +381,7 @@ fn sigterm_finishes_in_flight_request_then_exits_zero() {
         assert!(Instant::now() < refused_by, "still accepting after SIGTERM");
         thread::sleep(Duration::from_millis(10));
     }
-    assert!(
-        server.child.try_wait().unwrap().is_none(),
-        "exited too early"
-    );
+    assert!(server.child.try_wait().unwrap().is_none(), "exited too early");
 
     // The idle connection has been closed.
     let mut rest = Vec::new();
@@ -455,9 +396,7 @@ fn sigterm_finishes_in_flight_request_then_exits_zero() {
     assert_verse(&reply);
     assert_eq!(reply.header("Connection"), Some("close"));
 
-    let status = server
-        .wait_exit(Duration::from_secs(2))
-        .expect("still running 2 s after SIGTERM");
+    let status = server.wait_exit(Duration::from_secs(2)).expect("still running 2 s after SIGTERM");
     let took = signalled.elapsed();
     assert!(status.success(), "{status:?}");
     assert!(took < Duration::from_secs(1), "took {took:?}");
@@ -478,10 +417,7 @@ fn sigint_when_idle_exits_promptly() {
 
 #[test]
 fn bad_port_is_reported() {
-    let out = Command::new(env!("CARGO_BIN_EXE_jibber"))
-        .env("PORT", "70000")
-        .output()
-        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_jibber")).env("PORT", "70000").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("PORT"));
 }
@@ -490,8 +426,7 @@ fn bad_port_is_reported() {
 fn half_closed_client_still_gets_its_answer() {
     let server = Server::start();
     let mut s = server.connect();
-    s.write_all(b"GET /jibber?seed=3 HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
+    s.write_all(b"GET /jibber?seed=3 HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     s.shutdown(Shutdown::Write).unwrap();
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);

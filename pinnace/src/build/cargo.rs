@@ -97,7 +97,8 @@ fn manifest_of(path: &Path) -> PathBuf {
 }
 
 fn host_triple() -> Result<String, BuildError> {
-    let out = Command::new("rustc").arg("-vV").output().map_err(|e| BuildError::Spec(format!("cannot run rustc: {e}")))?;
+    let out =
+        Command::new("rustc").arg("-vV").output().map_err(|e| BuildError::Spec(format!("cannot run rustc: {e}")))?;
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
@@ -116,7 +117,8 @@ fn package_spec(opts: &CargoOptions) -> Result<(BuildSpec, String), BuildError> 
     if !out.status.success() {
         return Err(BuildError::Spec(format!("cargo metadata failed for {}", manifest.display())));
     }
-    let meta: Metadata = serde_json::from_slice(&out.stdout).map_err(|e| BuildError::Spec(format!("cargo metadata: {e}")))?;
+    let meta: Metadata =
+        serde_json::from_slice(&out.stdout).map_err(|e| BuildError::Spec(format!("cargo metadata: {e}")))?;
     let canon = std::fs::canonicalize(&manifest).unwrap_or(manifest.clone());
     let has_bin = |p: &&Package| p.targets.iter().any(|t| t.kind.iter().any(|k| k == "bin"));
     let pkg = match &opts.package {
@@ -126,7 +128,9 @@ fn package_spec(opts: &CargoOptions) -> Result<(BuildSpec, String), BuildError> 
             (bins.len() == 1).then(|| bins[0])
         }),
     }
-    .ok_or_else(|| BuildError::Spec(format!("{}: no package with a binary found; name one with --package", manifest.display())))?;
+    .ok_or_else(|| {
+        BuildError::Spec(format!("{}: no package with a binary found; name one with --package", manifest.display()))
+    })?;
     let bin = match &opts.bin {
         Some(b) => b.clone(),
         None => {
@@ -165,7 +169,12 @@ fn package_spec(opts: &CargoOptions) -> Result<(BuildSpec, String), BuildError> 
     Ok((spec, pkg.name.clone()))
 }
 
-fn run_cargo(opts: &CargoOptions, package: &str, bin: &str, target: Option<&str>) -> Result<Option<PathBuf>, BuildError> {
+fn run_cargo(
+    opts: &CargoOptions,
+    package: &str,
+    bin: &str,
+    target: Option<&str>,
+) -> Result<Option<PathBuf>, BuildError> {
     let mut cmd = Command::new("cargo");
     cmd.args(["build", "--message-format=json-render-diagnostics", "--manifest-path"])
         .arg(manifest_of(&opts.path))
@@ -213,12 +222,16 @@ pub fn cargo_spec(opts: &CargoOptions) -> Result<(BuildSpec, CargoArtifact), Bui
             built = run_cargo(opts, &package, &bin, Some(&triple))?.map(|e| (e, true));
             if built.is_none() {
                 if opts.static_mode == StaticMode::Yes {
-                    return Err(BuildError::Spec(format!("static build of {bin} failed (see cargo's output above); try --static no")));
+                    return Err(BuildError::Spec(format!(
+                        "static build of {bin} failed (see cargo's output above); try --static no"
+                    )));
                 }
                 notes.push(format!("static linking of {bin} failed; building it dynamically (glibc and its libraries go into the image)"));
             }
         } else if opts.static_mode == StaticMode::Yes {
-            return Err(BuildError::Spec(format!("--static yes: static glibc linking is only done on *-linux-gnu hosts, this is {triple}")));
+            return Err(BuildError::Spec(format!(
+                "--static yes: static glibc linking is only done on *-linux-gnu hosts, this is {triple}"
+            )));
         }
     }
     let (executable, static_linked) = match built {
