@@ -130,8 +130,12 @@ pub fn copy_image(src: &dyn Source, mut sink: Box<dyn Sink>, opts: &CopyOptions)
                 let target = if form == LayerForm::Compressed { enc_opts.compression } else { Compression::None };
                 let eo = EncoderOptions { compression: target, ..enc_opts };
                 let mut produce = |w: &mut (dyn io::Write + Send)| -> io::Result<Encoded> {
-                    let raw = src.open_blob(&l.digest, l.size).map_err(io::Error::other)?;
-                    let (_, mut plain) = layer::open_verified(progress.wrap(raw), l.digest, l.size, Some(l.diff_id))?;
+                    // Errors reading the source are marked, so they are reported against
+                    // the source blob rather than the file being written.
+                    let raw = src.open_blob(&l.digest, l.size).map_err(|e| SourceRead::mark(io::Error::other(e)))?;
+                    let (_, plain) = layer::open_verified(progress.wrap(raw), l.digest, l.size, Some(l.diff_id))
+                        .map_err(SourceRead::mark)?;
+                    let mut plain = MarkReads(plain);
                     let mut e = Encoder::new(w, &eo)?;
                     io::copy(&mut plain, &mut e)?;
                     Ok(e.finish()?.1)
@@ -191,7 +195,52 @@ fn sink_is_oci(form: LayerForm) -> bool {
 fn unwrap_blob_error(e: TransportError, wrap: impl FnOnce(io::Error) -> TransportError) -> TransportError {
     match e {
         TransportError::Io { source, .. } if crate::blob::BlobError::from_io(&source).is_some() => wrap(source),
+        TransportError::Io { source, .. } if SourceRead::is(&source) => wrap(SourceRead::unmark(source)),
         other => other,
+    }
+}
+
+/// Marks an error as coming from reading the source layer (a corrupt gzip or zstd stream,
+/// a truncated blob), so that [`unwrap_blob_error`] names the source blob instead of the
+/// destination file being written.
+#[derive(Debug)]
+struct SourceRead(io::Error);
+
+impl std::fmt::Display for SourceRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for SourceRead {}
+
+impl SourceRead {
+    fn mark(e: io::Error) -> io::Error {
+        if crate::blob::BlobError::from_io(&e).is_some() || SourceRead::is(&e) {
+            return e;
+        }
+        io::Error::new(e.kind(), SourceRead(e))
+    }
+    fn is(e: &io::Error) -> bool {
+        e.get_ref().is_some_and(|i| i.is::<SourceRead>())
+    }
+    fn unmark(e: io::Error) -> io::Error {
+        if !SourceRead::is(&e) {
+            return e;
+        }
+        match e.into_inner().map(|i| i.downcast::<SourceRead>()) {
+            Some(Ok(s)) => s.0,
+            _ => unreachable!("checked by SourceRead::is"),
+        }
+    }
+}
+
+/// A reader whose errors are marked as [`SourceRead`].
+struct MarkReads<R>(R);
+
+impl<R: Read> Read for MarkReads<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf).map_err(SourceRead::mark)
     }
 }
 

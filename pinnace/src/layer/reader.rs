@@ -5,11 +5,11 @@
 //! | input | outcome |
 //! |---|---|
 //! | `./a/b`, `/a/b`, `a//b/.` | normalised to `a/b` |
-//! | a `..` component, in a path or a hard-link target | entry skipped, [`Warning::Escapes`] |
+//! | a `..` component, in a path or a hard-link target; a whiteout of `..`, `.` or nothing (`a/.wh...`) | entry skipped, [`Warning::Escapes`] |
 //! | symlink whose target is absolute or climbs out | yielded as is: link targets are resolved inside the image root by whoever follows them (see `crate::fs`), never on the host |
 //! | device nodes, fifos | yielded with their kind; nothing is created from them here |
-//! | a header claiming more data than the stream has; a stream cut mid-header | [`LayerError::Truncated`] with the offset |
-//! | a header with a bad checksum or garbage | [`LayerError::Corrupt`] with the offset |
+//! | a header claiming more data than the stream has; a stream cut mid-header | [`LayerError::Truncated`] with the offset of that header |
+//! | a header with a bad checksum or garbage | [`LayerError::Corrupt`] with the offset of that header |
 //! | the same path twice | both yielded, [`Warning::Duplicate`] (later wins, as in tar) |
 //! | non-UTF-8 names | converted lossily, [`Warning::NonUtf8`] |
 //! | end of stream without the two zero blocks; one zero block | accepted as the end |
@@ -175,12 +175,20 @@ impl<R: Read> LayerReader<R> {
         let mut summary = LayerSummary::default();
         let mut seen: HashSet<String> = HashSet::new();
         let mut last_offset = 0u64;
+        // Where the next header should start: the tar reader fails either skipping the
+        // rest of the previous entry's data (that entry is truncated: `last_offset`) or
+        // reading the next header (truncated or corrupt there: `next_header`).
+        let mut next_header = 0u64;
         {
             let entries = archive.entries().map_err(|e| LayerError::Corrupt { offset: 0, detail: e.to_string() })?;
             for item in entries {
-                let mut entry = item.map_err(|e| classify(e, last_offset))?;
+                let mut entry = item.map_err(|e| {
+                    let at = if e.to_string().contains("during skip") { last_offset } else { next_header };
+                    classify(e, at)
+                })?;
                 let offset = entry.raw_header_position();
                 last_offset = offset;
+                next_header = offset.saturating_add(512).saturating_add(entry.size().div_ceil(512).saturating_mul(512));
                 let header = entry.header();
                 let type_flag = header.entry_type().as_byte();
                 let mode = header.mode().unwrap_or(0) & 0o7777;
@@ -213,6 +221,11 @@ impl<R: Read> LayerReader<R> {
                     }
                     _ if name.starts_with(".wh.") => {
                         let target = &name[4..];
+                        if matches!(target, "" | "." | "..") {
+                            // A whiteout of the directory itself or of its parent.
+                            summary.warnings.push(Warning::Escapes { path: raw });
+                            continue;
+                        }
                         path = if dir.is_empty() { target.to_string() } else { format!("{dir}/{target}") };
                         EntryKind::Whiteout
                     }

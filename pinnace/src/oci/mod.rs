@@ -154,7 +154,7 @@ pub fn select_platform<'a>(
     let host = Platform::host();
     let want = wanted.unwrap_or(&host);
     let candidates: Vec<&Descriptor> =
-        index.manifests().iter().filter(|d| media::manifest_kind(&d.media_type().to_string()).is_some()).collect();
+        index.manifests().iter().filter(|d| media::manifest_kind(d.media_type().as_ref()).is_some()).collect();
     if wanted.is_none() && candidates.len() == 1 && candidates[0].platform().is_none() {
         return Ok(candidates[0]);
     }

@@ -140,7 +140,7 @@ impl<F: LayoutFiles> Source for LayoutReader<F> {
             digest,
             source,
         })?;
-        RawManifest::new(bytes, Some(&desc.media_type().to_string()))
+        RawManifest::new(bytes, Some(desc.media_type().as_ref()))
             .map_err(|source| TransportError::Oci { image, source })
     }
 
@@ -208,38 +208,102 @@ pub fn merged_index(existing: Option<&[u8]>, img: &FinalImage, tag: Option<&str>
 }
 
 /// `oci:DIR[:TAG]` as a sink. Blobs land in `blobs/sha256` as they come (each written
-/// to a temp file in DIR, fsynced and renamed, so a blob file is always complete);
+/// to a temp file in the layout, fsynced and renamed, so a blob file is always complete);
 /// index.json is replaced atomically at commit, so the layout only ever shows complete
-/// images.
+/// images. A layout that does not exist yet is built in a hidden sibling directory
+/// (`.DIR.*.pinnace-tmp`) renamed to DIR at commit, so a failed or killed copy never
+/// leaves a half-written layout at DIR.
 pub struct LayoutSink {
     dir: PathBuf,
+    /// Where blobs and index.json are written: `dir` itself, or the staging directory.
+    work: PathBuf,
+    staging: Option<Staging>,
     tag: Option<String>,
     image: Option<FinalImage>,
 }
 
-impl LayoutSink {
-    /// Prepares to write into `dir` (created if missing).
-    pub fn create(dir: &Path, tag: Option<String>) -> Result<LayoutSink, TransportError> {
-        let blobs = dir.join("blobs/sha256");
-        fs::create_dir_all(&blobs).map_err(TransportError::io(&blobs))?;
-        if dir.join("index.json").exists() && !dir.join("oci-layout").exists() {
-            return Err(TransportError::Malformed {
-                image: format!("oci:{}", dir.display()),
-                why: "has index.json but no oci-layout: refusing to write into something that is not an OCI layout"
-                    .into(),
-            });
+/// A new layout's staging directory, removed unless [`Staging::publish`] renamed it.
+struct Staging(Option<PathBuf>);
+
+impl Staging {
+    /// Creates `.NAME.PID-N.pinnace-tmp` beside `dir` (with the umask's permissions, like
+    /// any directory the user creates).
+    fn create(dir: &Path) -> io::Result<Staging> {
+        let parent = match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        fs::create_dir_all(&parent)?;
+        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "layout".into());
+        for i in 0u32.. {
+            let p = parent.join(format!(".{name}.{}-{i}.pinnace-tmp", std::process::id()));
+            match fs::create_dir(&p) {
+                Ok(()) => return Ok(Staging(Some(p))),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && i < 1000 => continue,
+                Err(e) => return Err(e),
+            }
         }
-        Ok(LayoutSink { dir: dir.to_path_buf(), tag, image: None })
+        unreachable!("the loop returns")
+    }
+
+    fn path(&self) -> &Path {
+        self.0.as_deref().expect("staging path present until published")
+    }
+
+    /// Renames the staging directory to `dir` and fsyncs the parent.
+    fn publish(mut self, dir: &Path) -> io::Result<()> {
+        let p = self.0.take().expect("published once");
+        if let Err(e) = fs::rename(&p, dir) {
+            let _ = fs::remove_dir_all(&p);
+            return Err(e);
+        }
+        if let Some(parent) = dir.parent() {
+            let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+            if let Ok(d) = fs::File::open(parent) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = fs::remove_dir_all(p);
+        }
+    }
+}
+
+impl LayoutSink {
+    /// Prepares to write into `dir` (created at commit if missing).
+    pub fn create(dir: &Path, tag: Option<String>) -> Result<LayoutSink, TransportError> {
+        let (work, staging) = if dir.exists() {
+            if dir.join("index.json").exists() && !dir.join("oci-layout").exists() {
+                return Err(TransportError::Malformed {
+                    image: format!("oci:{}", dir.display()),
+                    why: "has index.json but no oci-layout: refusing to write into something that is not an OCI layout"
+                        .into(),
+                });
+            }
+            (dir.to_path_buf(), None)
+        } else {
+            let s = Staging::create(dir).map_err(TransportError::io(dir))?;
+            (s.path().to_path_buf(), Some(s))
+        };
+        let blobs = work.join("blobs/sha256");
+        fs::create_dir_all(&blobs).map_err(TransportError::io(&blobs))?;
+        Ok(LayoutSink { dir: dir.to_path_buf(), work, staging, tag, image: None })
     }
 
     fn temp(&self) -> Result<AtomicFile, TransportError> {
         // Temp files live at the layout's root, not in blobs/sha256, so a killed copy
         // never leaves a non-digest name among the blobs.
-        AtomicFile::create(&self.dir.join("pending-blob")).map_err(TransportError::io(&self.dir))
+        AtomicFile::create(&self.work.join("pending-blob")).map_err(TransportError::io(&self.dir))
     }
 
     fn write_blob(&self, d: &Digest, data: &[u8]) -> Result<(), TransportError> {
-        let target = self.dir.join(blob_path(d));
+        let target = self.work.join(blob_path(d));
         if file_matches(&target, *d, data.len() as u64) {
             return Ok(());
         }
@@ -260,7 +324,7 @@ impl Sink for LayoutSink {
     }
 
     fn has_blob(&mut self, digest: &Digest, size: u64) -> Result<bool, TransportError> {
-        Ok(file_matches(&self.dir.join(blob_path(digest)), *digest, size))
+        Ok(file_matches(&self.work.join(blob_path(digest)), *digest, size))
     }
 
     fn put_blob(
@@ -270,7 +334,7 @@ impl Sink for LayoutSink {
         size: u64,
         data: &mut dyn Read,
     ) -> Result<(), TransportError> {
-        let target = self.dir.join(blob_path(digest));
+        let target = self.work.join(blob_path(digest));
         let mut f = self.temp()?;
         f.set_target(target.clone());
         let n = io::copy(data, &mut f).map_err(|source| TransportError::Blob {
@@ -294,7 +358,7 @@ impl Sink for LayoutSink {
     ) -> Result<Encoded, TransportError> {
         let mut f = self.temp()?;
         let enc = produce(&mut f).map_err(TransportError::io(&self.dir))?;
-        let target = self.dir.join(blob_path(&enc.digest));
+        let target = self.work.join(blob_path(&enc.digest));
         f.set_target(target.clone());
         f.commit().map_err(TransportError::io(target))?;
         Ok(enc)
@@ -306,16 +370,16 @@ impl Sink for LayoutSink {
         Ok(())
     }
 
-    fn commit(self: Box<Self>) -> Result<(), TransportError> {
+    fn commit(mut self: Box<Self>) -> Result<(), TransportError> {
         let img = self.image.as_ref().ok_or_else(|| TransportError::Malformed {
             image: self.describe(),
             why: "commit before put_manifest".into(),
         })?;
-        let marker = self.dir.join("oci-layout");
+        let marker = self.work.join("oci-layout");
         if !marker.exists() {
             crate::blob::write_atomic(&marker, LAYOUT_FILE).map_err(TransportError::io(&marker))?;
         }
-        let index_path = self.dir.join("index.json");
+        let index_path = self.work.join("index.json");
         let existing = match fs::read(&index_path) {
             Ok(b) => Some(b),
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
@@ -323,7 +387,11 @@ impl Sink for LayoutSink {
         };
         let bytes = merged_index(existing.as_deref(), img, self.tag.as_deref())
             .map_err(|why| TransportError::Malformed { image: self.describe(), why })?;
-        crate::blob::write_atomic(&index_path, &bytes).map_err(TransportError::io(index_path))
+        crate::blob::write_atomic(&index_path, &bytes).map_err(TransportError::io(index_path))?;
+        match self.staging.take() {
+            Some(s) => s.publish(&self.dir).map_err(TransportError::io(&self.dir)),
+            None => Ok(()),
+        }
     }
 }
 

@@ -242,7 +242,7 @@ impl Image {
                     let d = oci::select_platform(&idx, &raw.digest, platform).map_err(oci_err)?;
                     let digest = oci::descriptor_digest(d).map_err(oci_err)?;
                     let bytes = read_small(src, &digest, d.size())?;
-                    let child = RawManifest::new(bytes, Some(&d.media_type().to_string())).map_err(oci_err)?;
+                    let child = RawManifest::new(bytes, Some(d.media_type().as_ref())).map_err(oci_err)?;
                     index.get_or_insert(raw);
                     raw = child;
                 }
