@@ -21,8 +21,25 @@ fn main() -> ExitCode {
     match cli::run(parsed) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("pinnace: error: {e:#}");
+            eprintln!("pinnace: error: {}", render(&e));
             ExitCode::from(1)
         }
     }
+}
+
+/// The error chain on one line, each cause once: library errors often embed their source
+/// in their own message, so a cause whose text is already shown is left out.
+fn render(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
