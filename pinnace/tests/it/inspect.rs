@@ -1,0 +1,394 @@
+//! `pinnace inspect` against the real dive 0.13.1 and umoci, on hand-built images with
+//! known content; `--ci` gates, `.dive-ci`, the `--json` schema, damaged layers.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::Path;
+
+use serde_json::{json, Value};
+use sha2::{Digest as _, Sha256};
+use tar::EntryType::{self, Directory, Link, Regular, Symlink};
+
+use crate::require;
+use crate::util::{cmd, pinnace, pinnace_fails, pinnace_ok, run_ok, tempdir};
+
+/// One tar entry: path, type, mode, data (or link target for links).
+type E<'a> = (&'a str, EntryType, u32, &'a [u8]);
+
+fn layer(entries: &[E]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, kind, mode, data) in entries {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(*kind);
+        h.set_mode(*mode);
+        h.set_mtime(0);
+        match kind {
+            Symlink | Link => {
+                h.set_size(0);
+                b.append_link(&mut h, path, std::str::from_utf8(data).unwrap()).unwrap();
+            }
+            _ => {
+                h.set_size(data.len() as u64);
+                b.append_data(&mut h, path, *data).unwrap();
+            }
+        }
+    }
+    b.into_inner().unwrap()
+}
+
+fn sha(b: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(b)))
+}
+
+/// Writes an OCI layout (uncompressed layers) at `dir` tagged `t`.
+fn oci_layout(dir: &Path, layers: &[Vec<u8>]) {
+    fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+    let put = |b: &[u8]| {
+        let d = sha(b);
+        fs::write(dir.join("blobs/sha256").join(&d[7..]), b).unwrap();
+        d
+    };
+    let diff_ids: Vec<String> = layers.iter().map(|l| put(l)).collect();
+    let history: Vec<Value> = (0..layers.len())
+        .flat_map(|i| {
+            [json!({"created_by": format!("/bin/sh -c step {i}")}), json!({"created_by": "ENV x", "empty_layer": true})]
+        })
+        .collect();
+    let config = serde_json::to_vec(&json!({
+        "architecture": "amd64", "os": "linux", "config": {},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        "history": history,
+    }))
+    .unwrap();
+    let cd = put(&config);
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": config.len()},
+        "layers": layers.iter().zip(&diff_ids).map(|(l, d)| json!({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": l.len()})).collect::<Vec<_>>(),
+    }))
+    .unwrap();
+    let md = put(&manifest);
+    let index = json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": manifest.len(),
+        "annotations": {"org.opencontainers.image.ref.name": "t"}}]});
+    fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+}
+
+/// Every case the issue names: added, overwritten, chmod-only, file whiteout, directory
+/// whiteout, opaque whiteout, hard link, duplicates under two names, symlink.
+fn known_layers() -> Vec<Vec<u8>> {
+    let x500 = [b'x'; 500];
+    vec![
+        layer(&[
+            ("etc/", Directory, 0o755, b""),
+            ("etc/a", Regular, 0o644, &[1; 100]),
+            ("etc/b", Regular, 0o644, &[2; 200]),
+            ("bin/", Directory, 0o755, b""),
+            ("bin/tool", Regular, 0o755, &[3; 300]),
+            ("bin/tool2", Link, 0o755, b"bin/tool"),
+            ("bin/sh", Symlink, 0o777, b"tool"),
+            ("d/", Directory, 0o755, b""),
+            ("d/x", Regular, 0o644, &[4; 50]),
+            ("d/y", Regular, 0o644, &[5; 60]),
+            ("o/", Directory, 0o755, b""),
+            ("o/p", Regular, 0o644, &[6; 70]),
+            ("dup1", Regular, 0o644, &x500),
+        ]),
+        layer(&[
+            ("etc/", Directory, 0o755, b""),
+            ("etc/a", Regular, 0o644, &[7; 120]),
+            ("bin/", Directory, 0o755, b""),
+            ("bin/tool", Regular, 0o700, &[3; 300]),
+            (".wh.d", Regular, 0o644, b""),
+            ("o/", Directory, 0o755, b""),
+            ("o/.wh..wh..opq", Regular, 0o644, b""),
+            ("o/q", Regular, 0o644, &[8; 10]),
+            ("dup2", Regular, 0o644, &x500),
+        ]),
+        layer(&[
+            ("etc/", Directory, 0o755, b""),
+            ("etc/.wh.a", Regular, 0o644, b""),
+            ("new", Regular, 0o600, &[9; 33]),
+        ]),
+    ]
+}
+
+/// dive's quirk: a whiteout of a path nothing has aborts the rest of that layer's count.
+fn quirk_layers() -> Vec<Vec<u8>> {
+    vec![
+        layer(&[("a", Regular, 0o644, &[1; 10]), ("c", Regular, 0o644, &[1; 7])]),
+        layer(&[(".wh.nothing", Regular, 0o644, b""), ("b", Regular, 0o644, &[2; 6]), ("c", Regular, 0o644, &[3; 7])]),
+    ]
+}
+
+fn archive(dir: &Path, layers: &[Vec<u8>]) -> String {
+    oci_layout(&dir.join("oci"), layers);
+    let tar = dir.join("image.tar");
+    pinnace_ok(&[
+        "copy",
+        "-q",
+        &format!("oci:{}:t", dir.join("oci").display()),
+        &format!("docker-archive:{}", tar.display()),
+    ]);
+    tar.display().to_string()
+}
+
+fn dive_json(tar: &str, dir: &Path) -> Value {
+    let out = dir.join("dive.json");
+    run_ok(cmd("dive").args(["--source", "docker-archive", tar, "--json"]).arg(&out));
+    serde_json::from_slice(&fs::read(out).unwrap()).unwrap()
+}
+
+fn refs(v: &Value) -> BTreeSet<(String, u64, u64)> {
+    v["image"]["fileReference"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (r["file"].as_str().unwrap().to_string(), r["count"].as_u64().unwrap(), r["sizeBytes"].as_u64().unwrap())
+        })
+        .collect()
+}
+
+fn compare_with_dive(layers: Vec<Vec<u8>>) -> (Value, Value) {
+    let d = tempdir();
+    let tar = archive(d.path(), &layers);
+    let dive = dive_json(&tar, d.path());
+    let ours: Value = serde_json::from_str(
+        &pinnace_ok(&["inspect", "--format", "dive-json", &format!("docker-archive:{tar}")]).stdout,
+    )
+    .unwrap();
+    for k in ["sizeBytes", "inefficientBytes"] {
+        assert_eq!(ours["image"][k], dive["image"][k], "image.{k}");
+    }
+    let (e1, e2) =
+        (ours["image"]["efficiencyScore"].as_f64().unwrap(), dive["image"]["efficiencyScore"].as_f64().unwrap());
+    assert!((e1 - e2).abs() < 1e-12, "efficiency {e1} vs dive {e2}");
+    assert_eq!(refs(&ours), refs(&dive), "fileReference");
+    let (ol, dl) = (ours["layer"].as_array().unwrap(), dive["layer"].as_array().unwrap());
+    assert_eq!(ol.len(), dl.len());
+    assert!(!dl[0]["fileList"].as_array().unwrap().is_empty(), "dive exported no file list");
+    eprintln!("dive: {}", dive["image"]);
+    for (o, dv) in ol.iter().zip(dl) {
+        for k in ["index", "sizeBytes", "command", "fileList"] {
+            assert_eq!(o[k], dv[k], "layer {} field {k}", o["index"]);
+        }
+    }
+    let report: Value =
+        serde_json::from_str(&pinnace_ok(&["inspect", "--json", &format!("docker-archive:{tar}")]).stdout).unwrap();
+    (report, dive)
+}
+
+#[test]
+fn known_content_matches_dive() {
+    require!("dive");
+    let (r, dive) = compare_with_dive(known_layers());
+    assert!(dive["image"]["inefficientBytes"].as_u64().unwrap() > 0);
+    // pinnace's own figures: etc/a twice overwritten (100 + 120), bin/tool chmod (300),
+    // d/x + d/y deleted (110), o/p hidden (70): all stored, none shown.
+    assert_eq!(r["reclaimable_bytes"], 100 + 120 + 300 + 110 + 70);
+    assert_eq!(r["duplicates"][0]["paths"], json!(["/dup1", "/dup2"]));
+    assert_eq!(r["duplicates"][0]["wasted"], 500);
+    let l1 = &r["layers"][1];
+    assert_eq!((l1["added"].as_u64(), l1["modified"].as_u64(), l1["removed"].as_u64()), (Some(2), Some(5), Some(2)));
+    assert_eq!(l1["created_by"], "/bin/sh -c step 1");
+}
+
+#[test]
+fn missing_whiteout_quirk_matches_dive() {
+    require!("dive");
+    let (r, _) = compare_with_dive(quirk_layers());
+    assert_eq!(r["warnings"][0], json!({"kind": "whiteout_missing", "layer": 1, "path": "/nothing"}));
+}
+
+#[test]
+fn final_tree_matches_umoci_unpack() {
+    require!("umoci");
+    let d = tempdir();
+    oci_layout(&d.path().join("oci"), &known_layers());
+    run_ok(
+        cmd("umoci")
+            .args(["unpack", "--rootless", "--image"])
+            .arg(format!("{}:t", d.path().join("oci").display()))
+            .arg(d.path().join("bundle")),
+    );
+    let rootfs = d.path().join("bundle/rootfs");
+    let mut theirs = BTreeSet::new();
+    for e in walk(&rootfs) {
+        use std::os::unix::fs::PermissionsExt;
+        let m = fs::symlink_metadata(&e).unwrap();
+        let rel = format!("/{}", e.strip_prefix(&rootfs).unwrap().display());
+        let link = fs::read_link(&e).ok().map(|p| p.display().to_string());
+        let size = if m.is_file() { m.len() } else { 0 };
+        theirs.insert((rel, size, m.permissions().mode() & 0o7777, link));
+    }
+    let r: pinnace::transport::ImageRef = format!("oci:{}:t", d.path().join("oci").display()).parse().unwrap();
+    let src = pinnace::transport::open_source(&r).unwrap();
+    let image = pinnace::transport::Image::open(src.as_ref(), None).unwrap();
+    let i = pinnace::analyze::inspect::inspect(src.as_ref(), &image, &Default::default()).unwrap();
+    let t = &i.tree;
+    let ours: BTreeSet<_> = t
+        .walk()
+        .into_iter()
+        .map(|id| {
+            let m = t.meta(id);
+            let link = (m.kind == pinnace::fs::NodeKind::Symlink).then(|| m.link.as_deref().unwrap().to_string());
+            (t.path(id), m.size, m.mode, link)
+        })
+        .collect();
+    assert_eq!(ours, theirs);
+}
+
+fn walk(root: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(root).unwrap() {
+        let p = e.unwrap().path();
+        out.push(p.clone());
+        if fs::symlink_metadata(&p).unwrap().is_dir() {
+            out.extend(walk(&p));
+        }
+    }
+    out
+}
+
+#[test]
+fn ci_rules_pass_fail_threshold_and_config() {
+    let d = tempdir();
+    let tar = archive(d.path(), &known_layers());
+    let img = format!("docker-archive:{tar}");
+    let r: Value = serde_json::from_str(&pinnace_ok(&["inspect", "--json", &img]).stdout).unwrap();
+    let eff = r["efficiency"].as_f64().unwrap();
+    let wasted = r["wasted_bytes"].as_u64().unwrap().to_string();
+    // Equality passes (strict comparisons), one byte less fails.
+    pinnace_ok(&[
+        "inspect",
+        &img,
+        "--ci",
+        "--lowestEfficiency",
+        &format!("{eff}"),
+        "--highestUserWastedPercent",
+        "1",
+        "--highestWastedBytes",
+        &wasted,
+    ]);
+    let less = (wasted.parse::<u64>().unwrap() - 1).to_string();
+    let o = pinnace_fails(&[
+        "inspect",
+        &img,
+        "--ci",
+        "--lowestEfficiency",
+        "0",
+        "--highestUserWastedPercent",
+        "off",
+        "--highestWastedBytes",
+        &less,
+    ]);
+    assert_eq!(o.code(), Some(1));
+    assert!(o.stdout.contains("FAIL  highestWastedBytes"), "{}", o.stdout);
+    assert!(o.stdout.contains("SKIP  highestUserWastedPercent"), "{}", o.stdout);
+    // Defaults (0.9 efficiency) fail on this wasteful image.
+    assert_eq!(pinnace(&["inspect", &img, "--ci"]).code(), Some(1));
+    // .dive-ci with dive's keys, comments and quotes; flags still override it.
+    let cfg = d.path().join("dive-ci.yaml");
+    fs::write(&cfg, "# gate\nrules:\n  lowestEfficiency: 0.1 # lenient\n  highestWastedBytes: \"1MB\"\n  highestUserWastedPercent: disabled\n  highestReclaimableBytes: 1KiB\n").unwrap();
+    let c = cfg.display().to_string();
+    pinnace_ok(&["inspect", &img, "--ci", "--ci-config", &c]);
+    assert_eq!(
+        pinnace(&["inspect", &img, "--ci", "--ci-config", &c, "--highestReclaimableBytes", "100"]).code(),
+        Some(1)
+    );
+    // Misconfiguration is a failure too.
+    fs::write(&cfg, "rules:\n  lowestEfficiency: 1.5\n").unwrap();
+    assert_eq!(pinnace(&["inspect", &img, "--ci", "--ci-config", &c]).code(), Some(1));
+    fs::write(&cfg, "rules:\n  lowestEficiency: 0.5\n").unwrap();
+    assert!(pinnace_fails(&["inspect", &img, "--ci", "--ci-config", &c]).stderr.contains("unknown rule"));
+}
+
+#[test]
+fn json_schema_is_stable() {
+    let d = tempdir();
+    let tar = archive(d.path(), &known_layers());
+    let r: Value =
+        serde_json::from_str(&pinnace_ok(&["inspect", "--json", &format!("docker-archive:{tar}")]).stdout).unwrap();
+    let keys: BTreeSet<&str> = r.as_object().unwrap().keys().map(String::as_str).collect();
+    let want: BTreeSet<&str> = [
+        "schema_version",
+        "image",
+        "manifest_digest",
+        "config_digest",
+        "platform",
+        "compressed_size",
+        "uncompressed_size",
+        "layer_count",
+        "efficiency",
+        "wasted_bytes",
+        "user_wasted_percent",
+        "dive_size_bytes",
+        "reclaimable_bytes",
+        "final_paths",
+        "final_file_bytes",
+        "layers",
+        "top_wasted",
+        "duplicates",
+        "largest_files",
+        "warnings",
+    ]
+    .into();
+    assert_eq!(keys, want);
+    assert_eq!(r["schema_version"], 1);
+    let layer_keys: BTreeSet<&str> = r["layers"][0].as_object().unwrap().keys().map(String::as_str).collect();
+    let want: BTreeSet<&str> = [
+        "index",
+        "digest",
+        "diff_id",
+        "compressed_size",
+        "uncompressed_size",
+        "tar_size",
+        "added",
+        "modified",
+        "removed",
+        "created_by",
+        "warnings",
+    ]
+    .into();
+    assert_eq!(layer_keys, want);
+}
+
+#[test]
+fn tree_views() {
+    let d = tempdir();
+    oci_layout(&d.path().join("oci"), &known_layers());
+    let img = format!("oci:{}:t", d.path().join("oci").display());
+    let o = pinnace_ok(&["inspect", &img, "--tree"]).stdout;
+    assert!(o.contains(" /bin/sh -> tool") && o.contains(" /dup2") && !o.contains("/d/x"), "{o}");
+    let o = pinnace_ok(&["inspect", &img, "--tree", "--layer", "1", "--changes"]).stdout;
+    assert!(o.lines().any(|l| l.starts_with('R') && l.ends_with(" /d")), "{o}");
+    assert!(o.lines().any(|l| l.starts_with('M') && l.ends_with(" /etc/a")), "{o}");
+    assert!(o.lines().any(|l| l.starts_with('A') && l.ends_with(" /o/q")), "{o}");
+    let o = pinnace_ok(&["inspect", &img, "--tree", "--path", "/bin/**", "--sort", "size", "--min-size", "100"]).stdout;
+    let paths: Vec<&str> = o.lines().map(|l| l.rsplit("  ").next().unwrap()).collect();
+    assert_eq!(paths, ["/bin/tool"], "{o}");
+}
+
+#[test]
+fn damaged_layers_name_the_layer() {
+    let d = tempdir();
+    let mut layers = known_layers();
+    let good = layers[1].clone();
+    layers[1].truncate(1200);
+    oci_layout(&d.path().join("oci"), &layers);
+    let img = format!("oci:{}:t", d.path().join("oci").display());
+    let o = pinnace_fails(&["inspect", &img]);
+    assert!(o.stderr.contains("layer 1 (sha256:"), "{}", o.stderr);
+    // A blob whose content no longer matches its digest (flipped byte in file data).
+    let d2 = tempdir();
+    let mut layers = known_layers();
+    oci_layout(&d2.path().join("oci"), &layers);
+    let blob = d2.path().join("oci/blobs/sha256").join(&sha(&good)[7..]);
+    layers[1][600] ^= 0xff;
+    fs::write(&blob, &layers[1]).unwrap();
+    let o = pinnace_fails(&["inspect", &format!("oci:{}:t", d2.path().join("oci").display())]);
+    assert!(o.stderr.contains("layer 1 (sha256:") && o.stderr.contains("corrupt"), "{}", o.stderr);
+}
