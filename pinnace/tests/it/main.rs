@@ -21,6 +21,7 @@ mod fixture;
 mod hostile;
 mod hostile_copy;
 mod inspect;
+mod jibber;
 mod pairs;
 mod props;
 mod roundtrip;
