@@ -168,7 +168,10 @@ impl AtomicFile {
             _ => PathBuf::from("."),
         };
         let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let tmp = tempfile::Builder::new().prefix(&format!(".{name}.")).suffix(".pinnace-tmp").tempfile_in(&dir)?;
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{name}.pid{}.", std::process::id()))
+            .suffix(TMP_SUFFIX)
+            .tempfile_in(&dir)?;
         Ok(AtomicFile { tmp, target: target.to_path_buf() })
     }
 
@@ -210,6 +213,38 @@ impl Write for AtomicFile {
     fn flush(&mut self) -> io::Result<()> {
         self.tmp.flush()
     }
+}
+
+/// The suffix of every temporary file or directory pinnace creates next to a destination.
+pub const TMP_SUFFIX: &str = ".pinnace-tmp";
+
+/// Removes temporary files and directories that a killed pinnace left in `dir`: names
+/// `.NAME.pidPID.X.pinnace-tmp` whose process no longer exists. Entries of live processes
+/// (a concurrent pinnace) and anything else are left alone; errors are ignored, since a
+/// leftover costs only disk space.
+pub fn sweep_stale(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = owner_pid(&name) else { continue };
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let p = e.path();
+        let _ = match e.file_type() {
+            Ok(t) if t.is_dir() => fs::remove_dir_all(&p),
+            Ok(_) => fs::remove_file(&p),
+            Err(_) => continue,
+        };
+    }
+}
+
+/// The process that owns a temporary name, if it is one of pinnace's.
+fn owner_pid(name: &str) -> Option<u32> {
+    let head = name.strip_prefix('.')?.strip_suffix(TMP_SUFFIX)?;
+    let (head, _unique) = head.rsplit_once('.')?;
+    let (_, pid) = head.rsplit_once(".pid")?;
+    pid.parse().ok()
 }
 
 /// Writes `bytes` to `target` atomically.
@@ -287,6 +322,25 @@ mod tests {
         assert_eq!(fs::read(&target).unwrap(), b"new");
         assert!(file_matches(&target, Digest::of(b"new"), 3));
         assert!(!file_matches(&target, Digest::of(b"old"), 3));
+    }
+
+    #[test]
+    fn stale_temp_files_of_dead_processes_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        // pid 0 never names a user process; our own pid is alive.
+        let dead = dir.path().join(".index.json.pid0.abc123.pinnace-tmp");
+        let dead_dir = dir.path().join(".out.pid0.7.pinnace-tmp");
+        let live = dir.path().join(format!(".index.json.pid{}.xyz.pinnace-tmp", std::process::id()));
+        let other = dir.path().join("index.json");
+        fs::write(&dead, b"x").unwrap();
+        fs::create_dir_all(dead_dir.join("blobs")).unwrap();
+        fs::write(&live, b"x").unwrap();
+        fs::write(&other, b"x").unwrap();
+        assert_eq!(owner_pid(".a.b.pid42.r.pinnace-tmp"), Some(42));
+        assert_eq!(owner_pid("a.pid42.r.pinnace-tmp"), None);
+        sweep_stale(dir.path());
+        assert!(!dead.exists() && !dead_dir.exists());
+        assert!(live.exists() && other.exists());
     }
 
     proptest::proptest! {

@@ -131,6 +131,9 @@ impl TarFileWriter {
                 std::fs::create_dir_all(dir).map_err(TransportError::io(dir))?;
             }
         }
+        if let Some(dir) = target.parent() {
+            crate::blob::sweep_stale(if dir.as_os_str().is_empty() { Path::new(".") } else { dir });
+        }
         let out = AtomicFile::create(target).map_err(TransportError::io(target))?;
         Ok(TarFileWriter { out, pos: 0, mtime: crate::layer::writer::source_date_epoch() })
     }

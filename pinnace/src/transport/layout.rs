@@ -226,7 +226,7 @@ pub struct LayoutSink {
 struct Staging(Option<PathBuf>);
 
 impl Staging {
-    /// Creates `.NAME.PID-N.pinnace-tmp` beside `dir` (with the umask's permissions, like
+    /// Creates `.NAME.pidPID.N.pinnace-tmp` beside `dir` (with the umask's permissions, like
     /// any directory the user creates).
     fn create(dir: &Path) -> io::Result<Staging> {
         let parent = match dir.parent() {
@@ -236,7 +236,7 @@ impl Staging {
         fs::create_dir_all(&parent)?;
         let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "layout".into());
         for i in 0u32.. {
-            let p = parent.join(format!(".{name}.{}-{i}.pinnace-tmp", std::process::id()));
+            let p = parent.join(format!(".{name}.pid{}.{i}{}", std::process::id(), crate::blob::TMP_SUFFIX));
             match fs::create_dir(&p) {
                 Ok(()) => return Ok(Staging(Some(p))),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists && i < 1000 => continue,
@@ -278,6 +278,11 @@ impl Drop for Staging {
 impl LayoutSink {
     /// Prepares to write into `dir` (created at commit if missing).
     pub fn create(dir: &Path, tag: Option<String>) -> Result<LayoutSink, TransportError> {
+        // Leftovers of a killed earlier run (temp blobs, staging dirs) go first.
+        crate::blob::sweep_stale(dir);
+        if let Some(parent) = dir.parent() {
+            crate::blob::sweep_stale(if parent.as_os_str().is_empty() { Path::new(".") } else { parent });
+        }
         let (work, staging) = if dir.exists() {
             if dir.join("index.json").exists() && !dir.join("oci-layout").exists() {
                 return Err(TransportError::Malformed {

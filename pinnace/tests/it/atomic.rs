@@ -208,4 +208,12 @@ fn sigkill_during_copy_into_a_new_layout_leaves_no_layout() {
     assert!(!dst.exists(), "a half-written layout exists at {}", dst.display());
     pinnace_ok(&["copy", "-q", &format!("oci:{}:big", big.display()), &r]);
     check::validates(&r);
+    // The retry swept what the killed process left behind.
+    let left: Vec<_> = fs::read_dir(d.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".pinnace-tmp"))
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "stale temp entries after the retry: {left:?}");
 }
