@@ -12,6 +12,11 @@
 //! `disabled`, `off`, `false` or an empty value skip a rule. Ratios must lie in 0..=1.
 //! Byte sizes are parsed like dive's (go-humanize `ParseBytes`): `20MB` = 20·10^6,
 //! `20MiB` = 20·2^20, `1.5k` = 1500, a bare number is bytes.
+//!
+//! Sources, each overriding the keys the ones before it set (the CLI applies them in
+//! this order): the defaults; a `.dive-ci` file ([`CiConfig::apply_dive_ci`]); the
+//! `[inspect.ci]` table of a `pinnace.toml` ([`CiConfig::apply_pinnace_toml`]); a file
+//! given with `--ci-config` (`.dive-ci` format); flags ([`CiConfig::set`]).
 
 use std::collections::BTreeMap;
 
@@ -84,6 +89,55 @@ impl CiConfig {
         Ok(())
     }
 
+    /// Applies the `[inspect.ci]` table of a `pinnace.toml`; the rest of the file (build
+    /// spec, other tables) is not looked at, and a file without the table changes nothing.
+    ///
+    /// Keys are dive's camelCase (`lowestEfficiency`) or kebab-case
+    /// (`lowest-efficiency`); values are strings (`"20MB"`, `"disabled"`), numbers
+    /// (`0.95`, `20000000`) or `false` (disabled). Unknown keys, in `[inspect.ci]` or
+    /// `[inspect]`, are a misconfiguration, like dive's unknown rules.
+    ///
+    /// ```
+    /// # use pinnace::analyze::ci::CiConfig;
+    /// let mut c = CiConfig::default();
+    /// c.apply_pinnace_toml("[inspect.ci]\nlowest-efficiency = 0.95\nhighestWastedBytes = \"20MB\"\n")?;
+    /// assert_eq!(c.get("lowestEfficiency"), Some("0.95"));
+    /// # Ok::<(), pinnace::analyze::AnalyzeError>(())
+    /// ```
+    pub fn apply_pinnace_toml(&mut self, text: &str) -> Result<(), AnalyzeError> {
+        let doc: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            let line = e.span().map_or(1, |r| text[..r.start.min(text.len())].matches('\n').count() + 1);
+            AnalyzeError::CiConfig(format!("line {line}: {}", e.message()))
+        })?;
+        let Some(inspect) = doc.get("inspect") else { return Ok(()) };
+        let inspect =
+            inspect.as_table().ok_or_else(|| AnalyzeError::CiConfig("`inspect` must be a table ([inspect])".into()))?;
+        if let Some(k) = inspect.keys().find(|k| *k != "ci") {
+            return Err(AnalyzeError::CiConfig(format!("unknown key inspect.{k} (known: inspect.ci)")));
+        }
+        let Some(ci) = inspect.get("ci") else { return Ok(()) };
+        let ci = ci
+            .as_table()
+            .ok_or_else(|| AnalyzeError::CiConfig("`inspect.ci` must be a table ([inspect.ci])".into()))?;
+        for (key, value) in ci {
+            let value = match value {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Float(f) => f.to_string(),
+                toml::Value::Boolean(false) => "disabled".into(),
+                other => {
+                    return Err(AnalyzeError::CiConfig(format!(
+                        "inspect.ci.{key} is a {}: expected a number, a string such as \"20MB\", or false",
+                        other.type_str()
+                    )))
+                }
+            };
+            self.set(&camel_case(key), &value)
+                .map_err(|e| AnalyzeError::CiConfig(format!("inspect.ci.{key}: {}", strip_prefix(&e))))?;
+        }
+        Ok(())
+    }
+
     /// Evaluates every rule; a value that does not parse is an error (misconfiguration).
     pub fn evaluate(&self, i: &Inspection) -> Result<Vec<RuleResult>, AnalyzeError> {
         let uwp = i.user_wasted_percent.unwrap_or(if i.wasted_bytes == 0 { f64::NAN } else { f64::INFINITY });
@@ -138,6 +192,31 @@ pub struct RuleResult {
     pub status: Status,
     /// Figure and threshold.
     pub message: String,
+}
+
+/// `lowest-efficiency` -> `lowestEfficiency`; camelCase keys pass unchanged.
+fn camel_case(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    let mut upper = false;
+    for c in key.chars() {
+        match c {
+            '-' => upper = true,
+            c if upper => {
+                out.push(c.to_ascii_uppercase());
+                upper = false;
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The message of a [`AnalyzeError::CiConfig`] without its `CI configuration: ` prefix.
+fn strip_prefix(e: &AnalyzeError) -> String {
+    match e {
+        AnalyzeError::CiConfig(m) => m.clone(),
+        other => other.to_string(),
+    }
 }
 
 fn bad_value(key: &str, value: &str, why: &str) -> AnalyzeError {
@@ -236,5 +315,29 @@ mod tests {
         assert_eq!(c.get("highestUserWastedPercent"), Some("disabled"));
         assert!(CiConfig::default().apply_dive_ci("rules:\n  lowestEfficency: 0.9\n").is_err());
         assert!(CiConfig::default().apply_dive_ci("rules:\n  nonsense\n").is_err());
+    }
+
+    #[test]
+    fn pinnace_toml_table() {
+        let mut c = CiConfig::default();
+        c.apply_pinnace_toml(
+            "binaries = [\"bin/app\"]\n[inspect.ci]\nlowest-efficiency = 0.95\nhighestWastedBytes = \"20MB\"\nhighest-user-wasted-percent = false\nhighest-reclaimable-bytes = 1000\n",
+        )
+        .unwrap();
+        assert_eq!(c.get("lowestEfficiency"), Some("0.95"));
+        assert_eq!(c.get("highestWastedBytes"), Some("20MB"));
+        assert_eq!(c.get("highestUserWastedPercent"), Some("disabled"));
+        assert_eq!(c.get("highestReclaimableBytes"), Some("1000"));
+        // No table: nothing changes.
+        let mut d = CiConfig::default();
+        d.apply_pinnace_toml("user = \"root\"\n").unwrap();
+        assert_eq!(d, CiConfig::default());
+        // Typos and bad values are misconfigurations.
+        let err = |t: &str| CiConfig::default().apply_pinnace_toml(t).unwrap_err().to_string();
+        assert!(err("[inspect.ci]\nlowest-eficiency = 0.9\n").contains("inspect.ci.lowest-eficiency: unknown rule"));
+        assert!(err("[inspect.cl]\nx = 1\n").contains("unknown key inspect.cl"));
+        assert!(err("[inspect.ci]\nlowestEfficiency = true\n").contains("expected a number"));
+        assert!(err("x = 1\n[inspect.ci\n").contains("CI configuration: line 2: "));
+        assert_eq!(camel_case("highest-user-wasted-percent"), "highestUserWastedPercent");
     }
 }

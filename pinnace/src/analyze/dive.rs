@@ -21,6 +21,10 @@
 //!
 //! One difference is not reproducible: dive sorts the inefficient paths with Go's
 //! unstable sort, so paths of equal cumulative size may come out in another order.
+//!
+//! The entries fed to this model come from pinnace's layer reader, which skips a few
+//! kinds of entries dive would count (`..` paths, unsupported entry types) and gives
+//! non-file entries size 0; `dive_entry` in [`super::inspect`] lists each case.
 
 use std::collections::HashMap;
 

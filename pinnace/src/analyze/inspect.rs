@@ -1,22 +1,29 @@
 //! `inspect`: what is in an image and what is wasted, with dive's figures alongside.
 //!
 //! Every layer is streamed once. Layers are scanned in parallel (at most
-//! `available_parallelism` at a time, each on its own thread: decompress, verify against
-//! the digest and diff_id, hash every file with sha256) and merged bottom-up, in order,
-//! into one [`FsTree`] and one [`DiveModel`] as soon as each next layer is ready, so
-//! memory is bounded by the tree, not by layer sizes. Nothing is written to disk.
+//! `available_parallelism` at a time), each in two stages on two threads (see `pipe.rs`): one
+//! reads the blob, verifies its digest and decompresses; the other verifies the diff_id,
+//! walks the tar and hashes every file with sha256. The scans are merged bottom-up, in
+//! order, into one [`FsTree`] and one [`DiveModel`] as soon as each next layer is ready,
+//! so memory is bounded by the tree, not by layer sizes. Nothing is written to disk.
 //!
 //! Figures (JSON field names in brackets):
 //! - dive's: efficiency, wasted bytes, user wasted percent, layer size as the sum of tar
 //!   header sizes ([`super::dive`] documents the definitions and quirks).
-//! - pinnace's own reclaimable bytes [`reclaimable_bytes`]: bytes of regular files stored
-//!   in the layers that the final filesystem does not show (overwritten, or deleted by a
-//!   whiteout): what squashing or rebuilding the image would save. Unlike dive's wasted
-//!   bytes it never counts the copy that is kept.
-//! - duplicates: present regular files with the same sha256 under different paths (hard
-//!   links are the same inode and do not count).
+//! - pinnace's own reclaimable bytes ([`Inspection::reclaimable_bytes`]): bytes of
+//!   regular files stored in the layers that the final filesystem does not show
+//!   (overwritten, or deleted by a whiteout): what squashing or rebuilding the image would
+//!   save. It is the sum of every regular-file entry of every layer minus
+//!   [`FsTree::file_bytes`], which counts each content once by inode: the content of a
+//!   path deleted or rewritten is not reclaimable while a hard link still shows it.
+//!   Unlike dive's wasted bytes it never counts the copy that is kept.
+//! - duplicates: stored contents with the same sha256 under different paths (a file and
+//!   its hard links are one content and do not count).
+
+pub(crate) mod pipe;
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 
@@ -24,12 +31,12 @@ use serde::Serialize;
 
 use super::dive::{go_file_mode, DiveEntry, DiveFigures, DiveFileInfo, DiveModel};
 use super::AnalyzeError;
-use crate::blob::BlobError;
+use crate::blob::{BlobError, VerifyReader};
 use crate::fs::scan::{scan_layer, CaptureFn, LayerScan};
-use crate::fs::{ChangeKind, FsTree, NodeKind, TreeWarning};
-use crate::layer::{EntryKind, LayerError, Warning};
+use crate::fs::{ChangeKind, FsTree, TreeWarning};
+use crate::layer::{open_verified, Compression, EntryKind, LayerError, Warning};
 use crate::oci::{Digest, Platform};
-use crate::transport::{Image, Source};
+use crate::transport::{Image, Source, TransportError};
 
 /// The version of the `--json` schema ([`Inspection`]); bumped on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -268,12 +275,24 @@ pub fn inspect(src: &dyn Source, image: &Image, opts: &InspectOptions) -> Result
 
 fn scan_one(src: &dyn Source, image: &Image, i: usize, capture: Option<&CaptureFn>) -> Result<LayerScan, AnalyzeError> {
     let l = &image.layers[i];
-    let (_, reader) = image.open_layer(src, i).map_err(|source| AnalyzeError::LayerOpen {
-        index: i,
-        digest: l.digest,
-        source: Box::new(source),
-    })?;
-    scan_layer(reader, capture).map_err(|source| {
+    let open_err = |source| AnalyzeError::LayerOpen { index: i, digest: l.digest, source: Box::new(source) };
+    let raw = src.open_blob(&l.digest, l.size).map_err(open_err)?;
+    // Stage 1 (own thread): size and digest check, decompression, bomb bound. Stage 2
+    // (this thread): the diff_id check (unless the layer is uncompressed and its digest
+    // is its diff_id: one hash is enough), the tar walk and the file hashes.
+    let (compression, plain) = open_verified(raw, l.digest, l.size, None)
+        .map_err(|source| open_err(TransportError::Blob { image: src.describe(), digest: l.digest, source }))?;
+    let scanned = std::thread::scope(|s| {
+        let (tx, piped) = pipe::pipe();
+        s.spawn(move || pipe::produce(plain, tx));
+        let tar: Box<dyn Read> = if compression == Compression::None && l.diff_id == l.digest {
+            Box::new(piped)
+        } else {
+            Box::new(VerifyReader::new(piped, l.diff_id, None))
+        };
+        scan_layer(tar, capture)
+    });
+    scanned.map_err(|source| {
         if let LayerError::Io(e) = &source {
             if let Some(BlobError::Digest { expected, actual }) = BlobError::from_io(e) {
                 if *expected == l.diff_id && l.diff_id != l.digest {
@@ -298,6 +317,22 @@ fn created_by(image: &Image) -> Vec<Option<String>> {
 }
 
 /// The entry as dive's tree sees it (`None` for the root entry, which dive skips).
+///
+/// The entries come from [`crate::layer::LayerReader`], not from Go's `archive/tar` as in
+/// dive, so a few odd inputs are counted differently (none occurs in layers that docker,
+/// podman, buildah or pinnace write; the skipped ones show up as layer warnings):
+/// - Entries the reader skips, which dive would count under their literal name, header
+///   size included (in the layer size too, [`LayerScan::tar_size`]): a path or hard-link
+///   target with a `..` component ([`Warning::Escapes`]), a whiteout of `.`, `..` or of
+///   nothing (`dir/.wh.`), and entry types pinnace does not model
+///   ([`Warning::Unsupported`]: GNU sparse files, volume labels, multi-volume parts).
+/// - Non-file entries (directories, symlinks, hard links, devices, fifos) have size 0
+///   here; dive takes the header's size field as written, which tar writers leave at 0
+///   for these types (a hand-made tar may not).
+/// - Whiteouts and opaque markers are exported with type flag `0` (regular file), with
+///   the mode and owner of their header; dive keeps the header's type flag, which is `0`
+///   too for every whiteout docker, podman and buildah write (overlay's character-device
+///   whiteouts are converted to `.wh.` files on export).
 fn dive_entry(e: &crate::fs::scan::ScannedEntry, keep: bool) -> Option<DiveEntry> {
     let join = |dir: &str, name: &str| if dir.is_empty() { name.to_string() } else { format!("{dir}/{name}") };
     let (path, type_flag, link) = match &e.kind {
@@ -329,24 +364,21 @@ fn dive_entry(e: &crate::fs::scan::ScannedEntry, keep: bool) -> Option<DiveEntry
     Some(DiveEntry { path, size: e.size as i64, is_dir, info })
 }
 
+/// Same content under different paths: one path per stored copy ([`FsTree::files`]), so
+/// a file and its hard links are one copy, not a duplicate.
 fn duplicates(tree: &FsTree, top: usize) -> Vec<DuplicateGroup> {
-    let mut by_hash: HashMap<Digest, Vec<String>> = HashMap::new();
-    for id in tree.walk() {
+    let mut by_hash: HashMap<Digest, (u64, Vec<String>)> = HashMap::new();
+    for id in tree.files() {
         let m = tree.meta(id);
-        if let (NodeKind::File, Some(h)) = (m.kind, m.hash) {
-            if m.size > 0 {
-                by_hash.entry(h).or_default().push(tree.path(id));
-            }
+        if let (Some(h), true) = (m.hash, m.size > 0) {
+            by_hash.entry(h).or_insert_with(|| (m.size, Vec::new())).1.push(tree.path(id));
         }
     }
-    let sizes: HashMap<Digest, u64> =
-        tree.walk().into_iter().filter_map(|id| Some((tree.meta(id).hash?, tree.meta(id).size))).collect();
     let mut groups: Vec<DuplicateGroup> = by_hash
         .into_iter()
-        .filter(|(_, p)| p.len() > 1)
-        .map(|(hash, mut paths)| {
+        .filter(|(_, (_, p))| p.len() > 1)
+        .map(|(hash, (size, mut paths))| {
             paths.sort();
-            let size = sizes[&hash];
             DuplicateGroup { hash, size, wasted: (paths.len() as u64 - 1) * size, paths }
         })
         .collect();
@@ -357,9 +389,8 @@ fn duplicates(tree: &FsTree, top: usize) -> Vec<DuplicateGroup> {
 
 fn largest(tree: &FsTree, top: usize) -> Vec<FileRow> {
     let mut files: Vec<FileRow> = tree
-        .walk()
+        .files()
         .into_iter()
-        .filter(|&id| tree.meta(id).kind == NodeKind::File)
         .map(|id| FileRow {
             path: tree.path(id),
             size: tree.meta(id).size,

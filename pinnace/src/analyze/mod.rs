@@ -3,6 +3,7 @@
 
 pub mod ci;
 pub mod dive;
+pub mod doctor;
 pub mod export;
 pub mod inspect;
 

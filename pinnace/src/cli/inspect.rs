@@ -10,7 +10,8 @@ use pinnace::analyze::ci::{parse_bytes, CiConfig, Status};
 use pinnace::analyze::export::dive_export;
 use pinnace::analyze::inspect::{inspect, InspectOptions, Inspection};
 use pinnace::fs::glob::Glob;
-use pinnace::fs::{ChangeKind, FsTree, NodeId, NodeKind};
+use pinnace::fs::view::{self, SortBy, ViewOptions};
+use pinnace::fs::{ChangeKind, FsTree, NodeKind};
 use pinnace::oci::Platform;
 use pinnace::transport::{open_source, Image, ImageRef};
 
@@ -22,10 +23,17 @@ Figures:
   (layer size = sum of tar header sizes). reclaimable is pinnace's: bytes stored in layers
   that the final filesystem does not show (what squashing or a rebuild would save).
 
-CI (--ci): rules from .dive-ci (or --ci-config FILE, `rules:` with dive's keys), then flags.
-  lowestEfficiency (0.9), highestWastedBytes (disabled), highestUserWastedPercent (0.1),
-  highestReclaimableBytes (disabled). Equal passes. Sizes: 20MB = 20e6, 20MiB = 20*2^20.
+CI (--ci): rules and defaults: lowestEfficiency (0.9), highestWastedBytes (disabled),
+  highestUserWastedPercent (0.1, a ratio), highestReclaimableBytes (disabled). Equal passes.
+  Sizes: 20MB = 20e6, 20MiB = 20*2^20. `disabled`/`off`/false skips a rule.
   Exit 1 when a rule fails or the configuration is wrong.
+  Sources, each overriding the ones before it (lowest first):
+    1. ./.dive-ci, when present and no --ci-config is given (as in dive): YAML `rules:`
+       with dive's camelCase keys
+    2. [inspect.ci] in ./pinnace.toml, when present, or in --config FILE: camelCase or
+       kebab-case keys, e.g. lowest-efficiency = 0.95, highest-wasted-bytes = \"20MB\"
+    3. --ci-config FILE (the .dive-ci format)
+    4. flags: --lowestEfficiency, --highestWastedBytes, ... (or --lowest-efficiency, ...)
 
 --json: pinnace's report, schema_version 1 (see pinnace::analyze::inspect::Inspection).
 --format dive-json: dive's export schema (layer[], image{...}).";
@@ -48,30 +56,37 @@ pub struct InspectArgs {
     /// Rows in the top lists (wasted paths, duplicates, largest files).
     #[arg(long, default_value_t = 10)]
     pub top: usize,
-    /// Show the file tree (final, or as of --layer).
+    /// Show the file tree (final, or as of --layer), indented, with sizes and A/M/R markers
+    /// for what the shown layer added, modified or removed.
     #[arg(long)]
     pub tree: bool,
+    /// With --tree: one full path per line instead of the indented tree.
+    #[arg(long)]
+    pub flat: bool,
     /// With --tree: the tree as of this layer (0 = bottom).
     #[arg(long)]
     pub layer: Option<usize>,
     /// With --tree --layer N: only what layer N added, modified or removed.
     #[arg(long)]
     pub changes: bool,
-    /// With --tree: only paths matching this glob (`*`, `?`, `**`).
+    /// With --tree: only paths matching this glob (`*`, `?`, `**`); the tree keeps their parents.
     #[arg(long)]
     pub path: Option<String>,
-    /// With --tree: `name` (default) or `size` (largest first).
-    #[arg(long, default_value = "name")]
+    /// With --tree: `name` (default) or `size` (largest first, among siblings in the tree).
+    #[arg(long, default_value = "name", value_parser = ["name", "size"])]
     pub sort: String,
-    /// With --tree: hide entries smaller than this (e.g. 1MB, 512KiB).
+    /// With --tree: hide entries smaller than this (e.g. 1MB, 512KiB; directories: their contents).
     #[arg(long)]
     pub min_size: Option<String>,
     /// Evaluate CI rules; exit 1 when one fails.
     #[arg(long)]
     pub ci: bool,
-    /// CI rules file (default: .dive-ci when present).
-    #[arg(long)]
+    /// CI rules file in dive's .dive-ci format (read instead of ./.dive-ci).
+    #[arg(long, value_name = "FILE")]
     pub ci_config: Option<PathBuf>,
+    /// pinnace.toml whose [inspect.ci] table sets CI rules (default: ./pinnace.toml when present).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// CI: lowest allowed efficiency (ratio 0-1, or disabled).
     #[arg(long = "lowestEfficiency", alias = "lowest-efficiency")]
     pub lowest_efficiency: Option<String>,
@@ -134,12 +149,21 @@ pub fn run(a: InspectArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The CI rules from every source, in the order the help text gives.
 fn ci_config(a: &InspectArgs) -> anyhow::Result<CiConfig> {
     let mut c = CiConfig::default();
-    let file = a.ci_config.clone().or_else(|| Some(PathBuf::from(".dive-ci")).filter(|p| p.exists()));
-    if let Some(f) = file {
-        let text = std::fs::read_to_string(&f).with_context(|| format!("reading CI rules {}", f.display()))?;
-        c.apply_dive_ci(&text).with_context(|| format!("CI rules {}", f.display()))?;
+    let read = |f: &PathBuf| std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()));
+    let existing = |name: &str| Some(PathBuf::from(name)).filter(|p| p.exists());
+    if a.ci_config.is_none() {
+        if let Some(f) = existing(".dive-ci") {
+            c.apply_dive_ci(&read(&f)?).with_context(|| format!("CI rules {}", f.display()))?;
+        }
+    }
+    if let Some(f) = a.config.clone().or_else(|| existing("pinnace.toml")) {
+        c.apply_pinnace_toml(&read(&f)?).with_context(|| format!("CI rules in {} [inspect.ci]", f.display()))?;
+    }
+    if let Some(f) = &a.ci_config {
+        c.apply_dive_ci(&read(f)?).with_context(|| format!("CI rules {}", f.display()))?;
     }
     for (k, v) in [
         ("lowestEfficiency", &a.lowest_efficiency),
@@ -229,39 +253,27 @@ fn mode_string(kind: NodeKind, mode: u32) -> String {
 }
 
 fn print_tree(full: &FsTree, a: &InspectArgs, min_size: Option<u64>) {
+    let replayed;
     let t = match a.layer {
-        Some(l) => full.as_of(l),
-        None => full.clone(),
-    };
-    let layer = a.layer.unwrap_or(t.layer_count().saturating_sub(1));
-    let changed: std::collections::HashMap<NodeId, ChangeKind> =
-        t.layer_changes(layer).iter().map(|c| (c.node, c.kind)).collect();
-    let nodes = t.walk_from(NodeId::ROOT, a.changes);
-    // Sizes: files their own; directories the sum of the present files beneath.
-    let mut size = vec![0u64; t.node_count()];
-    for &id in nodes.iter().rev() {
-        let m = t.meta(id);
-        let own = if m.kind == NodeKind::File && t.is_present(id) { m.size } else { 0 };
-        let total = size_of(&size, id) + own;
-        set_size(&mut size, id, total);
-        if let Some(p) = t.parent(id) {
-            let ps = size_of(&size, p) + if t.is_present(id) { total } else { 0 };
-            set_size(&mut size, p, ps);
+        Some(l) => {
+            replayed = full.as_of(l);
+            &replayed
         }
-    }
+        None => full,
+    };
     let glob = a.path.as_deref().map(Glob::new);
-    let mut rows: Vec<NodeId> = nodes
-        .into_iter()
-        .filter(|id| !a.changes || changed.contains_key(id))
-        .filter(|id| glob.as_ref().is_none_or(|g| g.matches(&t.path(*id))))
-        .filter(|id| min_size.is_none_or(|m| size_of(&size, *id) >= m))
-        .collect();
-    if a.sort == "size" {
-        rows.sort_by_key(|x| std::cmp::Reverse(size_of(&size, *x)));
-    }
-    for id in rows {
-        let m = t.meta(id);
-        let mark = match changed.get(&id) {
+    let opts = ViewOptions {
+        layer: a.layer.unwrap_or(t.layer_count().saturating_sub(1)),
+        changes_only: a.changes,
+        glob: glob.as_ref(),
+        min_size,
+        sort: if a.sort == "size" { SortBy::Size } else { SortBy::Name },
+    };
+    let rows = if a.flat { view::flat(t, &opts) } else { view::tree(t, &opts) };
+    println!("  {:<10} {:>11} {:>10}  {}", "PERMISSION", "UID:GID", "SIZE", if a.flat { "PATH" } else { "TREE" });
+    for r in rows {
+        let m = t.meta(r.node);
+        let mark = match r.change {
             Some(ChangeKind::Added) => 'A',
             Some(ChangeKind::Modified) => 'M',
             Some(ChangeKind::Removed) => 'R',
@@ -272,25 +284,12 @@ fn print_tree(full: &FsTree, a: &InspectArgs, min_size: Option<u64>) {
             (NodeKind::HardLink, Some(l)) => format!(" => /{l}"),
             _ => String::new(),
         };
+        let name = if a.flat { t.path(r.node) } else { format!("{}{}", r.branch(), t.name(r.node)) };
         println!(
-            "{mark} {} {:>5}:{:<5} {:>10}  {}{link}",
+            "{mark} {} {:>11} {:>10}  {name}{link}",
             mode_string(m.kind, m.mode),
-            m.uid,
-            m.gid,
-            human(size_of(&size, id)),
-            t.path(id)
+            format!("{}:{}", m.uid, m.gid),
+            human(r.size),
         );
     }
-}
-
-fn size_of(v: &[u64], id: NodeId) -> u64 {
-    v[index(id)]
-}
-
-fn set_size(v: &mut [u64], id: NodeId, s: u64) {
-    v[index(id)] = s;
-}
-
-fn index(id: NodeId) -> usize {
-    id.index()
 }

@@ -91,16 +91,23 @@ impl FsTree {
                 self.nodes[0].meta = Meta { kind: NodeKind::Dir, ..meta };
                 continue;
             }
+            let mut inode = NONE;
             if meta.kind == NodeKind::HardLink {
                 let target = meta.link.as_deref().unwrap_or("").to_string();
-                match self.lookup(&target).map(|t| self.meta(t).clone()) {
+                match self.lookup(&target) {
                     Some(t) => {
-                        meta = Meta { kind: NodeKind::HardLink, link: meta.link, size: t.size, hash: t.hash, ..t };
+                        let tm = self.meta(t).clone();
+                        inode = self.nodes[t.ix()].inode;
+                        meta = Meta { kind: NodeKind::HardLink, link: meta.link, size: tm.size, hash: tm.hash, ..tm };
                     }
                     None => {
                         self.warnings.push(TreeWarning::HardLinkMissing { layer, path: format!("/{path}"), target })
                     }
                 }
+            }
+            if inode == NONE && matches!(meta.kind, NodeKind::File | NodeKind::HardLink) {
+                inode = self.next_inode;
+                self.next_inode += 1;
             }
             let (parent, name) = match path.rsplit_once('/') {
                 Some((d, n)) => (self.ensure_dir(layer, d), n),
@@ -142,6 +149,7 @@ impl FsTree {
             let n = &mut self.nodes[id.ix()];
             n.touched_in = l;
             n.meta = meta.clone();
+            n.inode = inode;
             n.prefix = prefix;
             self.layers[layer].ops.push(Op::Set(id, meta));
             if let Some(kind) = change {
@@ -176,6 +184,7 @@ impl FsTree {
             modified_in: NONE,
             removed_in: NONE,
             touched_in: NONE,
+            inode: NONE,
             prefix: None,
         });
         self.lookup.insert((parent.0, name_id), id);
@@ -193,6 +202,7 @@ impl FsTree {
                 let n = &mut self.nodes[id.ix()];
                 n.present = true;
                 n.meta = Meta::implicit_dir();
+                n.inode = NONE;
                 n.added_in = l;
                 n.modified_in = NONE;
                 n.removed_in = NONE;
@@ -203,6 +213,7 @@ impl FsTree {
                 self.warnings.push(TreeWarning::ParentNotDir { layer, path: self.path(id) });
                 let n = &mut self.nodes[id.ix()];
                 n.meta = Meta::implicit_dir();
+                n.inode = NONE;
                 n.modified_in = l;
                 n.touched_in = l;
                 self.layers[layer].changes.push(Change { node: id, kind: ChangeKind::Modified });

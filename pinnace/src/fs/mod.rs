@@ -34,6 +34,7 @@
 mod apply;
 pub mod glob;
 pub mod scan;
+pub mod view;
 
 use std::collections::HashMap;
 
@@ -172,6 +173,9 @@ struct Node {
     modified_in: u32,
     removed_in: u32,
     touched_in: u32,
+    /// Content identity: one per regular-file entry, shared by its hard links (NONE for
+    /// other kinds).
+    inode: u32,
     prefix: Option<Box<[u8]>>,
 }
 
@@ -190,6 +194,7 @@ pub struct FsTree {
     lookup: HashMap<(u32, u32), u32>,
     layers: Vec<LayerRecord>,
     warnings: Vec<TreeWarning>,
+    next_inode: u32,
 }
 
 impl Default for FsTree {
@@ -218,6 +223,7 @@ impl FsTree {
             modified_in: NONE,
             removed_in: NONE,
             touched_in: NONE,
+            inode: NONE,
             prefix: None,
         };
         let mut t = FsTree {
@@ -227,6 +233,7 @@ impl FsTree {
             lookup: HashMap::new(),
             layers: Vec::new(),
             warnings: Vec::new(),
+            next_inode: 0,
         };
         t.intern("");
         t
@@ -323,6 +330,15 @@ impl FsTree {
         opt(self.nodes[id.ix()].removed_in)
     }
 
+    /// The node's content identity: the same for a regular file and every hard link to
+    /// it (as an inode number would be), different for each regular-file entry of any
+    /// layer (rewriting a path, even with the same bytes, makes a new one). `None` for
+    /// directories, symlinks, devices and fifos.
+    pub fn inode(&self, id: NodeId) -> Option<u32> {
+        let i = self.nodes[id.ix()].inode;
+        (i != NONE).then_some(i)
+    }
+
     /// The leading content bytes the capture hook kept for this file, if any.
     pub fn prefix(&self, id: NodeId) -> Option<&[u8]> {
         self.nodes[id.ix()].prefix.as_deref()
@@ -370,9 +386,35 @@ impl FsTree {
         self.layers.get(layer).map_or(&[], |l| &l.changes)
     }
 
-    /// Total size of the present regular files (hard links not counted again).
+    /// One present node per file content ([`FsTree::inode`]), in [`FsTree::walk`] order:
+    /// the regular file, or, when no path of that content is a regular file any more (a
+    /// hard link's target was deleted or replaced), the first hard link that still
+    /// shows it. These are the bytes the final filesystem stores, each counted once.
+    pub fn files(&self) -> Vec<NodeId> {
+        let mut chosen: Vec<Option<(usize, NodeId)>> = vec![None; self.next_inode as usize];
+        for (pos, id) in self.walk().into_iter().enumerate() {
+            let Some(ino) = self.inode(id) else { continue };
+            let slot = &mut chosen[ino as usize];
+            match slot {
+                None => *slot = Some((pos, id)),
+                Some((_, prev))
+                    if self.meta(*prev).kind == NodeKind::HardLink && self.meta(id).kind == NodeKind::File =>
+                {
+                    *slot = Some((pos, id))
+                }
+                Some(_) => {}
+            }
+        }
+        let mut out: Vec<(usize, NodeId)> = chosen.into_iter().flatten().collect();
+        out.sort_unstable();
+        out.into_iter().map(|(_, id)| id).collect()
+    }
+
+    /// Total size of the file contents the final filesystem shows ([`FsTree::files`]):
+    /// a file and its hard links count once; a hard link whose target was deleted keeps
+    /// its content counted.
     pub fn file_bytes(&self) -> u64 {
-        self.nodes.iter().filter(|n| n.present && n.meta.kind == NodeKind::File).map(|n| n.meta.size).sum()
+        self.files().into_iter().map(|id| self.meta(id).size).sum()
     }
 
     /// Resolves `path` inside the image root, following symlinks in every component

@@ -47,9 +47,26 @@ pub struct LayerScan {
     pub tar_size: u64,
 }
 
+/// Turns the bytes captured for one regular file into what the tree keeps as its prefix
+/// (`None`: nothing). Called on the streaming thread, with the normalised path, as soon as
+/// the file's content has passed, so a caller can reduce a large capture (doctor keeps an
+/// ELF file's headers and dynamic tables) before the next file is read: memory is then
+/// bounded by the largest captured file, not by the layer.
+pub type KeepFn<'a> = dyn Fn(&str, Vec<u8>) -> Option<Box<[u8]>> + Sync + 'a;
+
 /// Streams an uncompressed tar once: hashes every regular file, keeps the prefixes the
 /// hook asks for, and drains the stream so end-of-stream verification runs.
 pub fn scan_layer<R: Read>(tar: R, capture: Option<&CaptureFn>) -> Result<LayerScan, LayerError> {
+    scan_layer_with(tar, capture, None)
+}
+
+/// [`scan_layer`], with each captured prefix passed through `keep` before it is stored
+/// (and hooks that may borrow from the caller).
+pub fn scan_layer_with<R: Read>(
+    tar: R,
+    capture: Option<&(dyn Fn(&str) -> usize + Sync + '_)>,
+    keep: Option<&KeepFn<'_>>,
+) -> Result<LayerScan, LayerError> {
     let mut entries = Vec::new();
     let mut tar_size = 0u64;
     let mut buf = vec![0u8; 64 * 1024];
@@ -58,7 +75,8 @@ pub fn scan_layer<R: Read>(tar: R, capture: Option<&CaptureFn>) -> Result<LayerS
         let (mut hash, mut prefix) = (None, None);
         if e.kind == EntryKind::File {
             let want = capture.map_or(0, |c| c(&e.path));
-            let mut kept = Vec::with_capacity(want.min(1 << 20));
+            // Sized from the header (bounded: a lying header must not allocate much).
+            let mut kept = Vec::with_capacity(want.min(e.size as usize).min(64 << 20));
             let mut h = Hasher::new();
             loop {
                 let n = match data.read(&mut buf) {
@@ -75,7 +93,10 @@ pub fn scan_layer<R: Read>(tar: R, capture: Option<&CaptureFn>) -> Result<LayerS
             }
             hash = Some(h.finish().0);
             if want > 0 {
-                prefix = Some(kept.into_boxed_slice());
+                prefix = match keep {
+                    Some(k) => k(&e.path, kept),
+                    None => Some(kept.into_boxed_slice()),
+                };
             }
         }
         entries.push(ScannedEntry {

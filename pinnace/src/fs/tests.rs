@@ -71,7 +71,8 @@ fn layers_whiteouts_and_history() {
     assert_eq!(t0.meta(t0.lookup("a/x").unwrap()).size, 3);
 }
 
-/// A raw tar (the layer writer will not put an opaque marker beside entries of its directory).
+/// A raw tar, in an order the layer writer never produces (it writes an opaque marker
+/// right after its directory's entry, as containers/storage does).
 pub(crate) fn raw_tar(entries: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     for (path, kind, data) in entries {
@@ -109,6 +110,36 @@ fn hard_links_take_their_target() {
     assert_eq!(t.meta(b).size, 6);
     assert_eq!(t.meta(b).hash, Some(crate::oci::Digest::of(b"binary")));
     assert_eq!(t.file_bytes(), 6);
+}
+
+#[test]
+fn hard_links_keep_content_of_deleted_or_replaced_targets() {
+    let t = tree_of(vec![
+        vec![
+            file("a", b"0123456789", 0o644),
+            spec("b", SpecKind::HardLink("a".into())),
+            file("c", b"xyz", 0o644),
+            spec("d", SpecKind::HardLink("c".into())),
+            spec("e", SpecKind::HardLink("c".into())),
+        ],
+        // `a` deleted: its content lives on as `b`. `c` rewritten: the old content lives on
+        // as `d` and `e` (one inode), the new one as `c`.
+        vec![spec("a", SpecKind::Whiteout), file("c", b"XYZW", 0o644)],
+    ]);
+    let id = |p: &str| t.lookup(p).unwrap();
+    assert_eq!(t.inode(id("d")), t.inode(id("e")));
+    assert_ne!(t.inode(id("c")), t.inode(id("d")));
+    assert_eq!(t.inode(id("/")), None);
+    let files: Vec<String> = t.files().into_iter().map(|n| t.path(n)).collect();
+    assert_eq!(files, ["/b", "/c", "/d"]);
+    // Stored: 10 + 3 + 4 bytes of regular files; all of it is still shown.
+    assert_eq!(t.file_bytes(), 17);
+    // Deleting every name of a content drops it.
+    let t = tree_of(vec![
+        vec![file("a", b"0123456789", 0o644), spec("b", SpecKind::HardLink("a".into()))],
+        vec![spec("a", SpecKind::Whiteout), spec("b", SpecKind::Whiteout)],
+    ]);
+    assert_eq!(t.file_bytes(), 0);
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! `pinnace inspect` against the real dive 0.13.1 and umoci, on hand-built images with
-//! known content; `--ci` gates, `.dive-ci`, the `--json` schema, damaged layers.
+//! known content and on an image podman builds; `--ci` gates, `.dive-ci`, `pinnace.toml`,
+//! the `--json` schema, `--tree`, damaged layers.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -10,7 +11,7 @@ use sha2::{Digest as _, Sha256};
 use tar::EntryType::{self, Directory, Link, Regular, Symlink};
 
 use crate::require;
-use crate::util::{cmd, pinnace, pinnace_fails, pinnace_ok, run_ok, tempdir};
+use crate::util::{cmd, pinnace, pinnace_cmd, pinnace_fails, pinnace_ok, podman_lock, run, run_ok, tempdir};
 
 /// One tar entry: path, type, mode, data (or link target for links).
 type E<'a> = (&'a str, EntryType, u32, &'a [u8]);
@@ -155,7 +156,14 @@ fn refs(v: &Value) -> BTreeSet<(String, u64, u64)> {
 fn compare_with_dive(layers: Vec<Vec<u8>>) -> (Value, Value) {
     let d = tempdir();
     let tar = archive(d.path(), &layers);
-    let dive = dive_json(&tar, d.path());
+    compare_archive_with_dive(&tar, d.path())
+}
+
+/// dive's export of the docker archive `tar` against `--format dive-json`: image figures,
+/// inefficient paths, and per layer the size, command and whole file list. Returns
+/// pinnace's `--json` report and dive's export.
+fn compare_archive_with_dive(tar: &str, d: &Path) -> (Value, Value) {
+    let dive = dive_json(tar, d);
     let ours: Value = serde_json::from_str(
         &pinnace_ok(&["inspect", "--format", "dive-json", &format!("docker-archive:{tar}")]).stdout,
     )
@@ -186,14 +194,36 @@ fn known_content_matches_dive() {
     require!("dive");
     let (r, dive) = compare_with_dive(known_layers());
     assert!(dive["image"]["inefficientBytes"].as_u64().unwrap() > 0);
-    // pinnace's own figures: etc/a twice overwritten (100 + 120), bin/tool chmod (300),
-    // d/x + d/y deleted (110), o/p hidden (70): all stored, none shown.
-    assert_eq!(r["reclaimable_bytes"], 100 + 120 + 300 + 110 + 70);
+    // pinnace's own figures: etc/a twice overwritten (100 + 120), d/x + d/y deleted (110),
+    // o/p hidden (70): stored, not shown. The first bin/tool (300), rewritten by a chmod,
+    // is still shown by its hard link bin/tool2: not reclaimable.
+    assert_eq!(r["reclaimable_bytes"], 100 + 120 + 110 + 70);
     assert_eq!(r["duplicates"][0]["paths"], json!(["/dup1", "/dup2"]));
     assert_eq!(r["duplicates"][0]["wasted"], 500);
     let l1 = &r["layers"][1];
     assert_eq!((l1["added"].as_u64(), l1["modified"].as_u64(), l1["removed"].as_u64()), (Some(2), Some(5), Some(2)));
     assert_eq!(l1["created_by"], "/bin/sh -c step 1");
+}
+
+#[test]
+fn hard_link_keeps_a_deleted_target_and_matches_dive() {
+    require!("dive");
+    let big = [7u8; 1000];
+    let layers = vec![
+        layer(&[
+            ("a", Regular, 0o644, &big),
+            ("b", Link, 0o644, b"a"),
+            ("c", Regular, 0o644, &[1; 10]),
+            ("e", Regular, 0o644, &[2; 30]),
+            ("f", Link, 0o644, b"e"),
+        ]),
+        // `a` deleted: its 1000 bytes are still shown as `b`. `e` and `f` both deleted.
+        layer(&[(".wh.a", Regular, 0o644, b""), (".wh.e", Regular, 0o644, b""), (".wh.f", Regular, 0o644, b"")]),
+    ];
+    let (r, _) = compare_with_dive(layers);
+    assert_eq!(r["reclaimable_bytes"], 30);
+    assert_eq!(r["final_file_bytes"], 1010);
+    assert_eq!(r["largest_files"][0], json!({"path": "/b", "size": 1000, "layer": 0}));
 }
 
 #[test]
@@ -307,6 +337,141 @@ fn ci_rules_pass_fail_threshold_and_config() {
 }
 
 #[test]
+fn ci_rule_sources_and_their_precedence() {
+    let d = tempdir();
+    let tar = archive(d.path(), &known_layers());
+    let img = format!("docker-archive:{tar}");
+    let work = d.path().join("work");
+    fs::create_dir_all(&work).unwrap();
+    let ci = |extra: &[&str]| {
+        let o = run(pinnace_cmd().current_dir(&work).args(["inspect", &img, "--ci"]).args(extra));
+        let line = |rule: &str| {
+            o.stdout
+                .lines()
+                .find(|l| l.contains(rule))
+                .unwrap_or_else(|| panic!("no {rule}:\n{}{}", o.stdout, o.stderr))
+                .to_string()
+        };
+        (o.code(), line("lowestEfficiency"), line("highestWastedBytes"))
+    };
+    // ./.dive-ci alone.
+    fs::write(work.join(".dive-ci"), "rules:\n  lowestEfficiency: 0.11\n  highestUserWastedPercent: off\n").unwrap();
+    let (code, eff, wasted) = ci(&[]);
+    assert_eq!(code, Some(0));
+    assert!(eff.contains("PASS") && eff.ends_with("threshold=0.11"), "{eff}");
+    assert!(wasted.contains("SKIP"), "{wasted}");
+    // ./pinnace.toml [inspect.ci] overrides .dive-ci, key by key (kebab-case or camelCase);
+    // the build spec beside it is not looked at.
+    fs::write(
+        work.join("pinnace.toml"),
+        "binaries = [\"bin/app\"]\n[inspect.ci]\nlowest-efficiency = 0.12\nhighestWastedBytes = \"1MB\"\n",
+    )
+    .unwrap();
+    let (code, eff, wasted) = ci(&[]);
+    assert_eq!(code, Some(0));
+    assert!(
+        eff.ends_with("threshold=0.12") && wasted.contains("PASS") && wasted.ends_with("threshold=1000000"),
+        "{eff}\n{wasted}"
+    );
+    // ... and `pinnace build -f pinnace.toml` reads the same file, leaving [inspect] alone.
+    let spec = pinnace::build::BuildSpec::from_file(&work.join("pinnace.toml")).unwrap();
+    assert_eq!(spec.binaries.len(), 1);
+    // --config names another pinnace.toml.
+    fs::write(d.path().join("other.toml"), "[inspect.ci]\nlowestEfficiency = 0.13\nhighest-wasted-bytes = 1\n")
+        .unwrap();
+    let other = d.path().join("other.toml").display().to_string();
+    let (code, eff, wasted) = ci(&["--config", &other]);
+    assert_eq!(code, Some(1));
+    assert!(eff.ends_with("threshold=0.13") && wasted.contains("FAIL"), "{eff}\n{wasted}");
+    // --ci-config FILE overrides pinnace.toml (and replaces ./.dive-ci); flags override all.
+    fs::write(d.path().join("ci.yaml"), "rules:\n  lowestEfficiency: 0.14\n").unwrap();
+    let ci_yaml = d.path().join("ci.yaml").display().to_string();
+    let (_, eff, _) = ci(&["--ci-config", &ci_yaml]);
+    assert!(eff.ends_with("threshold=0.14"), "{eff}");
+    let (_, eff, _) = ci(&["--ci-config", &ci_yaml, "--lowest-efficiency", "0.15"]);
+    assert!(eff.ends_with("threshold=0.15"), "{eff}");
+    // Without ./.dive-ci, its highestUserWastedPercent: off no longer applies: --ci-config
+    // replaced it, and the default 0.1 fails on this image.
+    let o = run(pinnace_cmd().current_dir(&work).args(["inspect", &img, "--ci", "--ci-config", &ci_yaml]));
+    assert!(o.stdout.contains("FAIL  highestUserWastedPercent"), "{}", o.stdout);
+    // A typo in pinnace.toml is a misconfiguration, named with the file.
+    fs::write(work.join("pinnace.toml"), "[inspect.ci]\nlowest-eficiency = 0.5\n").unwrap();
+    let o = run(pinnace_cmd().current_dir(&work).args(["inspect", &img, "--ci"]));
+    assert_eq!(o.code(), Some(1));
+    assert!(o.stderr.contains("pinnace.toml [inspect.ci]") && o.stderr.contains("unknown rule"), "{}", o.stderr);
+}
+
+/// `podman rmi -f` on drop.
+struct PodmanImages(Vec<String>);
+
+impl Drop for PodmanImages {
+    fn drop(&mut self) {
+        for i in &self.0 {
+            let _ = run(cmd("podman").args(["rmi", "-f", i]));
+        }
+    }
+}
+
+/// An image built by `podman build`: a base that passed through containers/storage (the
+/// hand-built layers with whiteouts, an opaque directory and hard links, loaded into
+/// podman) and five COPY layers that overwrite files, change only a mode, and add the
+/// same content under other names. Saved by `podman save`, read by dive and pinnace.
+#[test]
+fn podman_built_image_matches_dive() {
+    require!("dive", "podman");
+    let d = tempdir();
+    let pid = std::process::id();
+    let (base, img) =
+        (format!("localhost/pinnace-it-inspect-base:{pid}"), format!("localhost/pinnace-it-inspect:{pid}"));
+    oci_layout(&d.path().join("oci"), &known_layers());
+    let base_tar = d.path().join("base.tar");
+    pinnace_ok(&[
+        "copy",
+        "-q",
+        &format!("oci:{}:t", d.path().join("oci").display()),
+        &format!("docker-archive:{}:{base}", base_tar.display()),
+    ]);
+    let ctx = d.path().join("ctx");
+    let put = |p: &str, data: &[u8]| {
+        let p = ctx.join(p);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, data).unwrap();
+    };
+    put("a/f1", &[b'1'; 1000]);
+    put("a/f2", &[b'2'; 2000]);
+    put("a/sub/f3", &[b'3'; 300]);
+    put("b/f1", &[b'4'; 1500]);
+    put("b/f4", &[b'5'; 400]);
+    put("dup/one", &[b'2'; 2000]);
+    put("dup/two", &[b'2'; 2000]);
+    put("etc/b", &[b'6'; 250]);
+    put(
+        "Containerfile",
+        format!(
+            "FROM {base}\nCOPY a/ /data/\nCOPY b/ /data/\nCOPY --chmod=600 a/f2 /data/f2\nCOPY dup/ /dup/\nCOPY etc/ /etc/\n"
+        )
+        .as_bytes(),
+    );
+    let tar = d.path().join("image.tar");
+    {
+        let _podman = podman_lock();
+        let _cleanup = PodmanImages(vec![img.clone(), base.clone()]);
+        run_ok(cmd("podman").args(["load", "-q", "-i"]).arg(&base_tar));
+        run_ok(cmd("podman").args(["build", "-q", "--network", "none", "-t", &img]).arg(&ctx));
+        run_ok(cmd("podman").args(["save", "--format", "docker-archive", "-o"]).arg(&tar).arg(&img));
+    }
+    let (r, dive) = compare_archive_with_dive(&tar.display().to_string(), d.path());
+    assert_eq!(r["layer_count"], 8, "{}", r["layers"]);
+    assert!(r["layers"][3]["created_by"].as_str().unwrap().contains("COPY"), "{}", r["layers"][3]);
+    // Overwritten: data/f1 (1000), data/f2 (2000, mode only), etc/b (200), plus the base's
+    // own (etc/a 100 + 120, d/ 110, o/p 70).
+    assert_eq!(r["reclaimable_bytes"], 1000 + 2000 + 200 + 100 + 120 + 110 + 70);
+    let dups: Vec<&Value> = r["duplicates"].as_array().unwrap().iter().filter(|g| g["size"] == 2000).collect();
+    assert_eq!(dups[0]["paths"], json!(["/data/f2", "/dup/one", "/dup/two"]));
+    assert!(dive["image"]["inefficientBytes"].as_u64().unwrap() >= 1000 + 1500 + 4000);
+}
+
+#[test]
 fn json_schema_is_stable() {
     let d = tempdir();
     let tar = archive(d.path(), &known_layers());
@@ -361,15 +526,29 @@ fn tree_views() {
     let d = tempdir();
     oci_layout(&d.path().join("oci"), &known_layers());
     let img = format!("oci:{}:t", d.path().join("oci").display());
+    // The indented tree: guides, sizes, markers of the last layer.
     let o = pinnace_ok(&["inspect", &img, "--tree"]).stdout;
-    assert!(o.contains(" /bin/sh -> tool") && o.contains(" /dup2") && !o.contains("/d/x"), "{o}");
+    let has = |o: &str, mark: char, tail: &str| o.lines().any(|l| l.starts_with(mark) && l.ends_with(tail));
+    assert!(o.lines().next().unwrap().contains("TREE"), "{o}");
+    assert!(has(&o, ' ', "├── bin") && has(&o, ' ', "│   ├── sh -> tool"), "{o}");
+    assert!(has(&o, ' ', "│   └── tool2 => /bin/tool") && has(&o, 'A', "├── new"), "{o}");
+    assert!(!o.contains("── x"), "removed /d/x shown in the final tree:\n{o}");
+    // Layer 1's changes only: removed, modified and added paths under their parents.
     let o = pinnace_ok(&["inspect", &img, "--tree", "--layer", "1", "--changes"]).stdout;
+    assert!(has(&o, 'R', "├── d") && has(&o, 'M', "│   └── a") && has(&o, 'A', "    └── q"), "{o}");
+    // Filters keep the parents of what matches; --flat lists full paths.
+    let args = ["inspect", &img, "--tree", "--path", "/bin/**", "--sort", "size", "--min-size", "100"];
+    let o = pinnace_ok(&args).stdout;
+    // What follows the size column ("600 B  ").
+    let names =
+        |o: &str| -> Vec<String> { o.lines().skip(1).map(|l| l.split_once("B  ").unwrap().1.to_string()).collect() };
+    assert_eq!(names(&o), ["└── bin", "    ├── tool", "    └── tool2 => /bin/tool"], "{o}");
+    let o = pinnace_ok(&[&args[..], &["--flat"]].concat()).stdout;
+    assert_eq!(names(&o), ["/bin/tool", "/bin/tool2 => /bin/tool"], "{o}");
+    let o = pinnace_ok(&["inspect", &img, "--tree", "--flat", "--layer", "1", "--changes"]).stdout;
     assert!(o.lines().any(|l| l.starts_with('R') && l.ends_with(" /d")), "{o}");
-    assert!(o.lines().any(|l| l.starts_with('M') && l.ends_with(" /etc/a")), "{o}");
-    assert!(o.lines().any(|l| l.starts_with('A') && l.ends_with(" /o/q")), "{o}");
-    let o = pinnace_ok(&["inspect", &img, "--tree", "--path", "/bin/**", "--sort", "size", "--min-size", "100"]).stdout;
-    let paths: Vec<&str> = o.lines().map(|l| l.rsplit("  ").next().unwrap()).collect();
-    assert_eq!(paths, ["/bin/tool"], "{o}");
+    let o = pinnace(&["inspect", &img, "--tree", "--sort", "age"]);
+    assert!(o.code() == Some(2) && o.stderr.contains("possible values: name, size"), "{}", o.stderr);
 }
 
 #[test]
