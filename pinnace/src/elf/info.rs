@@ -55,9 +55,9 @@ pub struct ElfInfo {
     /// another TLS library); or is Go with `crypto/tls`, or Rust with `rustls`/`openssl`.
     /// Only this file's own `DT_NEEDED` count here; a closure merges its libraries'.
     pub tls: Option<String>,
-    /// Reads time zone data, with the evidence: the strings `/usr/share/zoneinfo` or
-    /// `zoneinfo`, Go's `time/tzdata`, or imports of `localtime`, `localtime_r`, `mktime`,
-    /// `tzset`.
+    /// Reads time zone data, with the evidence: for Go, `time/tzdata` or a call of
+    /// `time.LoadLocation`; otherwise the strings `/usr/share/zoneinfo` or `zoneinfo`, or
+    /// imports of `localtime`, `localtime_r`, `mktime`, `tzset`.
     pub zoneinfo: Option<String>,
     /// A Go program that embeds the time zone database (`time/tzdata`), so it needs no
     /// `/usr/share/zoneinfo`.
@@ -200,9 +200,10 @@ const TZDATA: usize = 7;
 const LIBNSS: usize = 8;
 const GO_BUILDINFO: usize = 9;
 const GLIBC_TUNABLES: usize = 10;
+const GO_LOAD_LOCATION: usize = 11;
 /// The needles, stored reversed: a program that contains this code (pinnace itself)
 /// must not carry the very strings it looks for, or it would look like Go, TLS, ….
-const NEEDLES_REVERSED: [&[u8]; 11] = [
+const NEEDLES_REVERSED: [&[u8]; 12] = [
     b"/ctsur/",
     b"dniwnu_nigeb_tsur",
     b"sltsur",
@@ -214,6 +215,7 @@ const NEEDLES_REVERSED: [&[u8]; 11] = [
     b"_ssnbil",
     b":fnidliub oG \xff",
     b"SELBANUT_CBILG",
+    b"noitacoLdaoL.emit",
 ];
 
 fn needles() -> Vec<Vec<u8>> {
@@ -304,7 +306,18 @@ fn facts(bytes: &[u8], p: &Parsed<'_>) -> ElfInfo {
     };
 
     let tz_import = ["localtime", "localtime_r", "mktime", "tzset"].into_iter().find(|f| imports(f));
-    let zoneinfo = if has(ZONEINFO_PATH) {
+    // Every Go binary carries "/usr/share/zoneinfo" (the time package's search path), but
+    // it reads zone files only for time.LoadLocation or a TZ naming a zone; function names
+    // survive stripping (pclntab), so the call is visible.
+    let zoneinfo = if go {
+        if has(TZDATA) {
+            Some("Go package time/tzdata".to_string())
+        } else if has(GO_LOAD_LOCATION) {
+            Some("Go function time.LoadLocation".to_string())
+        } else {
+            None
+        }
+    } else if has(ZONEINFO_PATH) {
         Some("string \"/usr/share/zoneinfo\"".to_string())
     } else if has(ZONEINFO) {
         Some("string \"zoneinfo\"".to_string())
@@ -390,6 +403,7 @@ mod tests {
         assert_eq!(n[GO_BUILDINFO][0], 0xff);
         assert!(n[GO_BUILDINFO][1..].eq_ignore_ascii_case(b" GO BUILDINF:"));
         assert_eq!(n[GLIBC_TUNABLES], b"GLIBC_TUNABLES");
+        assert_eq!(n[GO_LOAD_LOCATION], b"time.LoadLocation");
     }
 
     #[test]

@@ -182,7 +182,7 @@ impl TarFileWriter {
         let h = self.header(name, size, false).map_err(self.err())?;
         self.out.write_all(h.as_bytes()).map_err(self.err())?;
         self.pos += 512;
-        let n = io::copy(&mut data.take(size), &mut self.out).map_err(self.err())?;
+        let n = crate::blob::copy_large(&mut data.take(size), &mut self.out).map_err(self.err())?;
         if n != size {
             return Err(self.err()(io::Error::new(
                 io::ErrorKind::UnexpectedEof,

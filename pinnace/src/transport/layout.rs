@@ -342,7 +342,7 @@ impl Sink for LayoutSink {
         let target = self.work.join(blob_path(digest));
         let mut f = self.temp()?;
         f.set_target(target.clone());
-        let n = io::copy(data, &mut f).map_err(|source| TransportError::Blob {
+        let n = crate::blob::copy_large(data, &mut f).map_err(|source| TransportError::Blob {
             image: self.describe(),
             digest: *digest,
             source,
