@@ -12,7 +12,8 @@ need_root() {
 }
 
 pkgs=(podman runc skopeo umoci docker-registry golang-go gcc g++ debootstrap
-      uidmap fuse-overlayfs slirp4netns ca-certificates curl xz-utils zstd pigz time)
+      uidmap fuse-overlayfs slirp4netns ca-certificates curl xz-utils zstd pigz time
+      apache2-utils openssl)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -19,6 +19,7 @@ use crate::blob::VerifyReader;
 use crate::layer::{self, Compression, Encoded, Encoder, EncoderOptions};
 use crate::oci::{self, media, Digest, Platform, RawManifest};
 use crate::progress::Progress;
+use crate::transport::registry::RegistryOptions;
 use crate::transport::{self, BlobKind, FinalImage, Image, ImageRef, LayerForm, Sink, Source, TransportError};
 
 /// Options for [`copy`].
@@ -30,6 +31,10 @@ pub struct CopyOptions {
     pub progress: bool,
     /// How to compress plain layers for compressed stores.
     pub encoder: Option<EncoderOptions>,
+    /// Registry settings for the source (TLS, credentials).
+    pub source_registry: RegistryOptions,
+    /// Registry settings for the destination.
+    pub destination_registry: RegistryOptions,
 }
 
 /// What happened to a layer.
@@ -90,8 +95,8 @@ pub fn copy(src: &ImageRef, dst: &ImageRef, opts: &CopyOptions) -> Result<CopyRe
             why: "source and destination are the same".into(),
         });
     }
-    let source = transport::open_source(src)?;
-    let sink = transport::open_sink(dst)?;
+    let source = transport::open_source_with(src, &opts.source_registry)?;
+    let sink = transport::open_sink_with(dst, &opts.destination_registry)?;
     copy_image(source.as_ref(), sink, opts)
 }
 
@@ -99,6 +104,8 @@ pub fn copy(src: &ImageRef, dst: &ImageRef, opts: &CopyOptions) -> Result<CopyRe
 pub fn copy_image(src: &dyn Source, mut sink: Box<dyn Sink>, opts: &CopyOptions) -> Result<CopyReport, TransportError> {
     let img = Image::open(src, opts.platform.as_ref())?;
     let form = sink.layer_form();
+    // Registries store Docker v2.2 manifests as they are: keep that family (and digest).
+    let oci_out = sink_is_oci(form) && !(sink.keeps_docker_format() && media::is_docker(&img.manifest.media_type));
     let enc_opts = opts.encoder.unwrap_or_default();
     let total: u64 = img.layers.iter().map(|l| l.size).sum();
     let progress = Progress::bytes(opts.progress, total, &format!("copying {}", src.describe()));
@@ -114,14 +121,23 @@ pub fn copy_image(src: &dyn Source, mut sink: Box<dyn Sink>, opts: &CopyOptions)
         let blob_err = |source| TransportError::Blob { image: src.describe(), digest: l.digest, source };
         let report = match (form, plain) {
             (LayerForm::Compressed, false) | (LayerForm::Uncompressed, true) => {
-                let mt = out_media_type(&l.media_type, claimed, sink_is_oci(form));
+                let mt = out_media_type(&l.media_type, claimed, oci_out);
                 let action = if sink.has_blob(&l.digest, l.size)? {
                     progress.inc(l.size);
                     LayerAction::Skipped
                 } else {
-                    let raw = src.open_blob(&l.digest, l.size)?;
-                    let mut r = VerifyReader::new(progress.wrap(raw), l.digest, Some(l.size));
-                    sink.put_blob(BlobKind::Layer, &l.digest, l.size, &mut r)?;
+                    // A registry that lost an upload session gets the blob again from the
+                    // source (bounded): the stream cannot be rewound.
+                    let mut tries = 0;
+                    loop {
+                        tries += 1;
+                        let raw = src.open_blob(&l.digest, l.size)?;
+                        let mut r = VerifyReader::new(progress.wrap(raw), l.digest, Some(l.size));
+                        match sink.put_blob(BlobKind::Layer, &l.digest, l.size, &mut r) {
+                            Err(TransportError::Registry(e)) if e.restartable() && tries < 3 => continue,
+                            other => break other?,
+                        }
+                    }
                     LayerAction::Copied
                 };
                 LayerReport { digest: l.digest, size: l.size, diff_id: l.diff_id, media_type: mt, action }
@@ -133,17 +149,19 @@ pub fn copy_image(src: &dyn Source, mut sink: Box<dyn Sink>, opts: &CopyOptions)
                     // Errors reading the source are marked, so they are reported against
                     // the source blob rather than the file being written.
                     let raw = src.open_blob(&l.digest, l.size).map_err(|e| SourceRead::mark(io::Error::other(e)))?;
+                    // Both digests are verified on the reading side (the blob's, then the
+                    // diff_id after decompression), which runs on its own thread while this
+                    // one compresses, hashes the output and writes.
                     let (_, plain) = layer::open_verified(progress.wrap(raw), l.digest, l.size, Some(l.diff_id))
                         .map_err(SourceRead::mark)?;
-                    let mut plain = MarkReads(plain);
-                    let mut e = Encoder::new(w, &eo)?;
-                    io::copy(&mut plain, &mut e)?;
+                    let mut e = Encoder::with_diff_id(w, &eo, l.diff_id)?;
+                    crate::blob::copy_pipelined(MarkReads(plain), &mut e)?;
                     Ok(e.finish()?.1)
                 };
                 let enc = sink.put_blob_with(&mut produce).map_err(|e| unwrap_blob_error(e, blob_err))?;
                 let action =
                     if form == LayerForm::Compressed { LayerAction::Compressed } else { LayerAction::Decompressed };
-                let mt = media::layer_media_type(enc.compression, !sink_is_oci(form)).to_string();
+                let mt = media::layer_media_type(enc.compression, !oci_out).to_string();
                 LayerReport { digest: enc.digest, size: enc.size, diff_id: l.diff_id, media_type: mt, action }
             }
         };
@@ -157,12 +175,12 @@ pub fn copy_image(src: &dyn Source, mut sink: Box<dyn Sink>, opts: &CopyOptions)
         sink.put_blob(BlobKind::Config, &cfg.digest, cfg.bytes.len() as u64, &mut &cfg.bytes[..])?;
     }
     let layers_same = out.iter().zip(&img.layers).all(|(r, l)| r.digest == l.digest && r.media_type == l.media_type);
-    let family_ok = !sink_is_oci(form) || !media::is_docker(&img.manifest.media_type);
+    let family_ok = !oci_out || !media::is_docker(&img.manifest.media_type);
     let (manifest, kept) = if layers_same && family_ok {
         (img.manifest.clone(), true)
     } else {
         (
-            rebuild_manifest(&img, &out, sink_is_oci(form))
+            rebuild_manifest(&img, &out, oci_out)
                 .map_err(|source| TransportError::Oci { image: sink.describe(), source })?,
             false,
         )

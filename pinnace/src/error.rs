@@ -23,6 +23,12 @@ pub enum Error {
     /// Analysing an image (inspect, CI gates).
     #[error(transparent)]
     Analyze(#[from] AnalyzeError),
+    /// Doctor: reading the image, or running it for `--run`.
+    #[error(transparent)]
+    Doctor(#[from] crate::analyze::doctor::DoctorError),
+    /// Debian packages (archive, signatures, resolution, extraction).
+    #[error(transparent)]
+    Deb(#[from] crate::deb::DebError),
 }
 
 /// `Result` with [`Error`].

@@ -14,6 +14,7 @@
 //! - [`fs`]: FsTree, an image's filesystem with each path's layer history.
 //! - [`analyze`]: inspect (dive-compatible figures, reclaimable bytes, duplicates), CI gates.
 //! - [`elf`]: the shared-library closure of a binary, resolved the way ld.so does.
+//! - [`deb`]: Debian packages as a source: verified archive access, resolver, extraction.
 //!
 //! ```no_run
 //! use pinnace::transport::ImageRef;
@@ -28,6 +29,7 @@ pub mod analyze;
 pub mod blob;
 pub mod build;
 pub mod copy;
+pub mod deb;
 pub mod elf;
 pub mod error;
 pub mod fs;

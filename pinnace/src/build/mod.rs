@@ -67,6 +67,9 @@ pub enum BuildError {
     /// Reading the base or writing a destination failed.
     #[error(transparent)]
     Transport(#[from] TransportError),
+    /// Debian packages (`--deb`, `--preset`).
+    #[error(transparent)]
+    Deb(#[from] crate::deb::DebError),
 }
 
 /// One layer of the built image.
@@ -89,7 +92,9 @@ pub struct BuiltLayer {
 /// What a build produced.
 #[derive(Debug, Clone, Serialize)]
 pub struct BuildReport {
-    /// Manifest digest (OCI form; docker archives and daemons get their own).
+    /// Manifest digest of the image as built: OCI, gzip layers (plain layers when every
+    /// destination stores plain layers). Docker archives and daemons record no manifest;
+    /// each destination's own digest is in `destinations`.
     pub digest: Digest,
     /// Config digest (the image ID).
     pub config_digest: Digest,
@@ -147,7 +152,7 @@ fn created() -> String {
     rfc3339(crate::layer::writer::source_date_epoch() as i64)
 }
 
-fn rfc3339(secs: i64) -> String {
+pub(crate) fn rfc3339(secs: i64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
@@ -180,8 +185,8 @@ pub fn build(spec: &BuildSpec, load: Option<&ImageRef>, progress: bool) -> Resul
     if dests.is_empty() {
         return Err(BuildError::Spec("no destination: give -t REF (e.g. -t oci:out/app:1) or --load".into()));
     }
-    if spec.binaries.is_empty() && spec.files.is_empty() && spec.dirs.is_empty() {
-        return Err(BuildError::Spec("nothing to package: give --binary, --file or --dir".into()));
+    if spec.binaries.is_empty() && spec.files.is_empty() && spec.dirs.is_empty() && spec.debian.is_empty() {
+        return Err(BuildError::Spec("nothing to package: give --binary, --file, --dir, --deb or --preset".into()));
     }
     let plan = plan::plan(spec)?;
     let base_src = spec
@@ -210,7 +215,14 @@ pub fn build(spec: &BuildSpec, load: Option<&ImageRef>, progress: bool) -> Resul
         .tempdir()
         .map_err(|source| BuildError::Io { path: std::env::temp_dir(), source })?;
     let mtime = crate::layer::writer::source_date_epoch();
-    let enc = EncoderOptions::default();
+    // Layers are stored gzipped, as OCI stores and registries keep them; when every
+    // destination keeps plain layers (docker archives, podman, docker), they are stored
+    // plain instead, rather than compressed here and decompressed again by the copy.
+    let all_plain = dests
+        .iter()
+        .all(|d| matches!(d, ImageRef::DockerArchive { .. } | ImageRef::ContainersStorage { .. } | ImageRef::DockerDaemon { .. }));
+    let layer_compression = if all_plain { crate::layer::Compression::None } else { crate::layer::Compression::Gzip };
+    let enc = EncoderOptions { compression: layer_compression, ..Default::default() };
     let mut blobs: HashMap<Digest, Blob> = HashMap::new();
     let mut layers: Vec<BuiltLayer> = Vec::new();
     if let Some(b) = &base_img {
@@ -260,7 +272,7 @@ pub fn build(spec: &BuildSpec, load: Option<&ImageRef>, progress: bool) -> Resul
         "layers": layers.iter().enumerate().map(|(i, l)| {
             let mt = match &base_img {
                 Some(b) if i < n_base => b.layers[i].media_type.clone(),
-                _ => media::OCI_LAYER_GZIP.to_string(),
+                _ => media::layer_media_type(layer_compression, false).to_string(),
             };
             let mt = if media::is_docker(&mt) { media::layer_media_type(media::claimed_compression(&mt).unwrap_or(crate::layer::Compression::Gzip), false).to_string() } else { mt };
             json!({"mediaType": mt, "digest": l.digest.to_string(), "size": l.size})
@@ -278,6 +290,9 @@ pub fn build(spec: &BuildSpec, load: Option<&ImageRef>, progress: bool) -> Resul
     for d in &dests {
         let sink = transport::open_sink(d)?;
         reports.push(copy_image(&src, sink, &CopyOptions { progress, ..Default::default() })?);
+    }
+    if let (Some(path), Some(sbom)) = (&spec.debian.sbom, &plan.sbom) {
+        crate::blob::write_atomic(path, sbom).map_err(|source| BuildError::Io { path: path.clone(), source })?;
     }
     Ok(BuildReport {
         digest: manifest.digest,

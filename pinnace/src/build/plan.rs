@@ -40,6 +40,8 @@ pub struct Plan {
     pub extras: Vec<(String, String)>,
     /// Warnings from closure resolution.
     pub warnings: Vec<String>,
+    /// The SPDX SBOM of the Debian packages, when `--sbom` was given.
+    pub sbom: Option<Vec<u8>>,
 }
 
 fn goarch(machine: u16) -> &'static str {
@@ -195,6 +197,9 @@ pub fn plan(spec: &BuildSpec) -> Result<Plan, BuildError> {
         return Err(BuildError::Spec(format!("--sysroot {}: not a directory", root_path.display())));
     }
     let root = HostRoot::new(&root_path);
+    // Debian packages, when asked for: their layers go first and `--binary` closures
+    // resolve inside them, never on the host.
+    let debs = if spec.debian.is_empty() { None } else { Some(crate::deb::prepare(&spec.debian)?) };
     let mut base = LayerBuilder::new();
     let mut libs = LayerBuilder::new();
     let mut app = LayerBuilder::new();
@@ -222,6 +227,14 @@ pub fn plan(spec: &BuildSpec) -> Result<Plan, BuildError> {
                 )))
             }
             _ => platform = Some(p),
+        }
+        if let Some(d) = &debs {
+            warnings.extend(crate::deb::root::check_binary(&d.root, &Binary::new(&dest, bytes), &name));
+            let (uid, gid) = owner_of(b)?.unwrap_or((0, 0));
+            let kind = SpecKind::File(FileSource::Path(b.src.clone()));
+            app.add(LayerEntrySpec { path: dest.clone(), kind, mode: b.mode.unwrap_or(0o755), uid, gid })?;
+            default_entrypoint.get_or_insert(dest);
+            continue;
         }
         // $ORIGIN expands at the binary's host location when it lives in the root we
         // resolve from (no --sysroot); results are then moved next to its image path.
@@ -328,6 +341,16 @@ pub fn plan(spec: &BuildSpec) -> Result<Plan, BuildError> {
             layers.push(PlannedLayer { role: role.to_string(), builder: b });
         }
     };
+    let mut sbom = None;
+    let mut deb_extra = None;
+    if let Some(d) = debs {
+        for (role, b) in d.layers {
+            push(&role, b);
+        }
+        warnings.extend(d.warnings);
+        sbom = d.sbom;
+        deb_extra = Some(("debian".to_string(), d.summary));
+    }
     match spec.layers {
         Layering::Auto => {
             let names: Vec<&str> = chosen.iter().map(|(n, _)| *n).collect();
@@ -349,8 +372,9 @@ pub fn plan(spec: &BuildSpec) -> Result<Plan, BuildError> {
         layers,
         default_entrypoint,
         platform,
-        extras: chosen.into_iter().map(|(n, w)| (n.to_string(), w)).collect(),
+        extras: deb_extra.into_iter().chain(chosen.into_iter().map(|(n, w)| (n.to_string(), w))).collect(),
         warnings,
+        sbom,
     })
 }
 

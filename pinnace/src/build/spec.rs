@@ -153,6 +153,9 @@ pub struct BuildSpec {
     /// Root to resolve libraries (and extras) from instead of `/`.
     #[serde(default)]
     pub sysroot: Option<PathBuf>,
+    /// Debian packages (`--deb`, `--preset`; the `[debian]` table).
+    #[serde(default)]
+    pub debian: crate::deb::DebSpec,
 }
 
 impl BuildSpec {
@@ -160,8 +163,11 @@ impl BuildSpec {
     pub fn from_file(path: &Path) -> Result<BuildSpec, BuildError> {
         let text =
             std::fs::read_to_string(path).map_err(|source| BuildError::Io { path: path.to_path_buf(), source })?;
-        let mut spec: BuildSpec =
-            toml::from_str(&text).map_err(|e| BuildError::Spec(format!("{}: {}", path.display(), e.message())))?;
+        let bad = |e: toml::de::Error| BuildError::Spec(format!("{}: {}", path.display(), e.message()));
+        let mut table: toml::Table = text.parse().map_err(bad)?;
+        // `[inspect]` is `pinnace inspect`'s (CI rules): one pinnace.toml serves both.
+        table.remove("inspect");
+        let mut spec: BuildSpec = table.try_into().map_err(bad)?;
         let base = path.parent().unwrap_or(Path::new(""));
         spec.rebase(base);
         Ok(spec)
@@ -183,6 +189,7 @@ impl BuildSpec {
         if let Some(s) = self.sysroot.as_mut() {
             fix(s);
         }
+        self.debian.rebase(dir);
     }
 
     /// Overlays `other` (the flags) on `self` (the file): values replace, lists extend.
@@ -204,6 +211,7 @@ impl BuildSpec {
         if other.layers != Layering::Auto {
             self.layers = other.layers;
         }
+        self.debian = self.debian.merge(other.debian);
         self
     }
 }

@@ -21,7 +21,21 @@ On a base image (--from) only forced extras are added.
 
 Layers (--layers auto): base files | shared libraries | application, so rebuilding the
 application reuses the lower layers and programs with the same libraries share them.
-The same inputs give the same digest: SOURCE_DATE_EPOCH sets every time stamp (default 0).";
+The same inputs give the same digest: SOURCE_DATE_EPOCH sets every time stamp (default 0).
+
+Debian packages (--deb NAME, --preset): from the host's apt mirror and suite (or --mirror,
+--suite), InRelease signature-checked, every file SHA256-checked, cached in
+$XDG_CACHE_HOME/pinnace. No maintainer scripts run; docs, man pages and locales are
+dropped (copyright files kept); /var/lib/dpkg/status.d/NAME is written for scanners.
+Presets (distroless equivalents; dependencies added):
+  static   base-files netbase tzdata ca-certificates
+  base     static + libc6 libssl3
+  cc       base + libgcc-s1 libgomp1 libstdc++6
+  python3  cc + python3-minimal libpython3-stdlib
+  java17   base + openjdk-17-jre-headless
+Always left out unless named with --deb: adduser bash coreutils dash debconf debianutils
+dpkg findutils grep gzip init-system-helpers install-info login lsb-base openssl passwd
+perl-base sed sensible-utils tar ucf.";
 
 /// Arguments of `pinnace build`.
 #[derive(Debug, Args)]
@@ -114,6 +128,36 @@ pub struct BuildArgs {
     /// With --cargo: link statically: auto (default: static, else dynamic), yes, no.
     #[arg(long = "static", requires = "cargo", value_name = "auto|yes|no")]
     pub static_mode: Option<String>,
+    /// A Debian package to install with its dependencies (repeatable; NAME or NAME=VERSION).
+    #[arg(long = "deb", value_name = "PACKAGE")]
+    pub debs: Vec<String>,
+    /// Debian package preset: static, base, cc, python3, java17 (see below).
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// Debian suite (default: the host's apt sources, else bookworm).
+    #[arg(long)]
+    pub suite: Option<String>,
+    /// Debian mirror URL (default: the host's apt sources, else http://deb.debian.org/debian).
+    #[arg(long)]
+    pub mirror: Option<String>,
+    /// Leave a Debian package out even when something depends on it (repeatable).
+    #[arg(long = "exclude", value_name = "PACKAGE")]
+    pub excludes: Vec<String>,
+    /// At most this many layers of Debian packages (default 8).
+    #[arg(long)]
+    pub max_layers: Option<usize>,
+    /// Write an SPDX 2.3 JSON SBOM of the Debian packages to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub sbom: Option<PathBuf>,
+    /// OpenPGP keyring to verify InRelease with (default /usr/share/keyrings/debian-archive-keyring.gpg).
+    #[arg(long, value_name = "FILE")]
+    pub keyring: Option<PathBuf>,
+    /// Do not check InRelease's signature (dangerous; checksums are still verified).
+    #[arg(long)]
+    pub insecure_skip_signature: bool,
+    /// Use only cached Debian files; fail if one is missing.
+    #[arg(long)]
+    pub offline: bool,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -160,6 +204,20 @@ impl BuildArgs {
             base: self.base.clone(),
             tags: self.tags.clone(),
             sysroot: self.sysroot.clone(),
+            debian: pinnace::deb::DebSpec {
+                packages: self.debs.clone(),
+                preset: self.preset.clone(),
+                suite: self.suite.clone(),
+                mirror: self.mirror.clone(),
+                exclude: self.excludes.clone(),
+                max_layers: self.max_layers,
+                sbom: self.sbom.clone(),
+                keyring: self.keyring.clone(),
+                insecure_skip_signature: self.insecure_skip_signature,
+                offline: self.offline,
+                progress: !self.quiet && !self.json,
+                ..Default::default()
+            },
         })
     }
 }
@@ -177,6 +235,9 @@ fn podman_present() -> bool {
 /// Runs the build and renders its report.
 pub fn run(a: BuildArgs) -> anyhow::Result<()> {
     let flags = a.spec()?;
+    if a.insecure_skip_signature {
+        eprintln!("pinnace: WARNING: --insecure-skip-signature: Debian package signatures are NOT verified");
+    }
     let mut spec = match &a.spec {
         Some(f) => BuildSpec::from_file(f)?,
         None => BuildSpec::default(),

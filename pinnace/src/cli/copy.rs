@@ -6,6 +6,7 @@ use clap::Args;
 use pinnace::copy::{copy, CopyOptions};
 use pinnace::layer::{Compression, EncoderOptions};
 use pinnace::oci::Platform;
+use pinnace::transport::registry::RegistryOptions;
 use pinnace::transport::ImageRef;
 
 const AFTER: &str = "\
@@ -15,6 +16,8 @@ References (skopeo's syntax):
   docker-archive:FILE[:NAME:TAG] what docker save / podman save write; docker load reads it
   containers-storage:NAME        podman's local images (through the podman CLI)
   docker-daemon:NAME             the Docker Engine's images (through the docker CLI)
+  docker://HOST[:PORT]/REPO[:TAG|@DIGEST]  a registry (a bare HOST/REPO:TAG too); docker.io
+                                 when HOST is left out; --tls-verify=false for plain HTTP
 
 What stays the same:
   The config (image ID) and every layer's diff_id are identical across every conversion.
@@ -43,6 +46,18 @@ pub struct CopyArgs {
     /// Print the result as JSON (digest, sizes, what happened to each layer).
     #[arg(long)]
     pub json: bool,
+    /// TLS verification for the source registry (overrides --tls-verify).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub src_tls_verify: Option<bool>,
+    /// TLS verification for the destination registry (overrides --tls-verify).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub dest_tls_verify: Option<bool>,
+    /// CA certificates (and client certificate) for the source registry.
+    #[arg(long, value_name = "DIR")]
+    pub src_cert_dir: Option<std::path::PathBuf>,
+    /// CA certificates (and client certificate) for the destination registry.
+    #[arg(long, value_name = "DIR")]
+    pub dest_cert_dir: Option<std::path::PathBuf>,
 }
 
 /// Runs the copy and renders its report.
@@ -58,6 +73,16 @@ pub fn run(a: CopyArgs) -> anyhow::Result<()> {
         platform,
         progress: !a.quiet && !a.json,
         encoder: Some(EncoderOptions { compression, ..Default::default() }),
+        source_registry: RegistryOptions {
+            tls_verify: a.src_tls_verify,
+            cert_dir: a.src_cert_dir,
+            ..Default::default()
+        },
+        destination_registry: RegistryOptions {
+            tls_verify: a.dest_tls_verify,
+            cert_dir: a.dest_cert_dir,
+            ..Default::default()
+        },
     };
     let report = copy(&src, &dst, &opts).with_context(|| format!("copying {src} to {dst}"))?;
     if a.json {

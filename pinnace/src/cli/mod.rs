@@ -3,7 +3,9 @@
 
 pub mod build;
 pub mod copy;
+pub mod doctor;
 pub mod inspect;
+pub mod registry;
 
 use clap::{Parser, Subcommand};
 
@@ -14,6 +16,9 @@ pub struct Cli {
     /// The command.
     #[command(subcommand)]
     pub command: Command,
+    /// Registry flags (global: every command that reaches a registry honours them).
+    #[command(flatten)]
+    pub registry: registry::RegistryFlags,
 }
 
 /// pinnace's commands.
@@ -25,14 +30,24 @@ pub enum Command {
     Copy(copy::CopyArgs),
     /// Show what is in an image and what is wasted: layers, sizes, file tree, dive's figures, CI gates.
     Inspect(Box<inspect::InspectArgs>),
+    /// Will this image run, and is it clean: missing programs and libraries, libc and arch mismatches, secrets, waste.
+    Doctor(doctor::DoctorArgs),
+    /// Log in to a registry: check the credentials and store them in the auth file (mode 0600).
+    Login(registry::LoginArgs),
+    /// Log out of a registry: remove its credentials from the auth file.
+    Logout(registry::LogoutArgs),
 }
 
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    pinnace::transport::registry::RegistryOptions::set_global(cli.registry.options());
     match cli.command {
         Command::Build(a) => build::run(*a),
         Command::Copy(a) => copy::run(a),
         Command::Inspect(a) => inspect::run(*a),
+        Command::Doctor(a) => doctor::run(a),
+        Command::Login(a) => registry::login(a),
+        Command::Logout(a) => registry::logout(a),
     }
 }
 

@@ -80,7 +80,10 @@ pub enum SpecKind {
     HardLink(String),
     /// Removes the path from lower layers (`.wh.NAME`).
     Whiteout,
-    /// Hides the lower layers' content of this directory (`DIR/.wh..wh..opq`).
+    /// Hides the lower layers' content of this directory (`DIR/.wh..wh..opq`). May be
+    /// given next to a [`SpecKind::Dir`] entry for the same path (the marker is written
+    /// right after that directory's entry, before its children); without one, the
+    /// directory is emitted as an implicit parent (root-owned `0755`).
     OpaqueWhiteout,
 }
 
@@ -139,14 +142,22 @@ impl LayerBuilder {
     }
 
     /// Adds an entry. The same entry twice is fine; two different ones at one path are a
-    /// [`WriterError::Conflict`].
+    /// [`WriterError::Conflict`] (a directory and an opaque whiteout of it are not: they
+    /// belong together).
     pub fn add(&mut self, mut e: LayerEntrySpec) -> Result<(), WriterError> {
         e.path = normalize_image_path(&e.path)?;
         e.mode &= 0o7777;
         if let SpecKind::HardLink(t) = &e.kind {
             e.kind = SpecKind::HardLink(normalize_image_path(t)?);
         }
-        let key: Vec<String> = e.path.split('/').map(str::to_string).collect();
+        let mut key: Vec<String> = e.path.split('/').map(str::to_string).collect();
+        if e.kind == SpecKind::OpaqueWhiteout {
+            // The marker is stored under `[D.., ""]`: the empty component sorts right after
+            // D's own entry and before every child of D, which is where containers/storage
+            // writes `D/.wh..wh..opq`, and it lets D have both a directory entry (mode,
+            // owner) and an opaque marker. Real components are never empty.
+            key.push(String::new());
+        }
         if let Some(prev) = self.entries.get(&key) {
             if *prev != e {
                 return Err(WriterError::Conflict {
@@ -465,6 +476,57 @@ mod tests {
         assert!(listing.contains("usr/bin/app2 link to usr/bin/app"), "{listing}");
         assert!(listing.contains("drwxrwxrwt 0/0"), "{listing}");
         assert!(listing.contains("1970-01-01"), "{listing}");
+    }
+
+    #[test]
+    fn opaque_marker_right_after_its_directory() {
+        let mut b = LayerBuilder::new();
+        let dir = |p: &str| LayerEntrySpec { path: p.into(), kind: SpecKind::Dir, mode: 0o700, uid: 7, gid: 8 };
+        let opaque =
+            |p: &str| LayerEntrySpec { path: p.into(), kind: SpecKind::OpaqueWhiteout, mode: 0, uid: 0, gid: 0 };
+        b.add(file("d/a", b"a")).unwrap();
+        b.add(file("d/-dash", b"-")).unwrap();
+        b.add(opaque("d")).unwrap();
+        b.add(dir("d")).unwrap();
+        b.add(opaque("d")).unwrap(); // the same marker twice is one marker
+        b.add(dir("d/sub")).unwrap();
+        b.add(opaque("d/sub")).unwrap();
+        b.add(file("d/sub/x", b"x")).unwrap();
+        b.add(opaque("e")).unwrap(); // no directory entry given: an implicit one
+        b.add(file("c", b"c")).unwrap();
+        let opts = EncoderOptions { compression: Compression::None, ..Default::default() };
+        let (bytes, _) = b.write(Vec::new(), &opts, 0).unwrap();
+        assert_eq!(
+            names(&bytes),
+            [
+                "c:File",
+                "d:Dir",
+                "d:OpaqueWhiteout",
+                "d/-dash:File",
+                "d/a:File",
+                "d/sub:Dir",
+                "d/sub:OpaqueWhiteout",
+                "d/sub/x:File",
+                "e:Dir",
+                "e:OpaqueWhiteout"
+            ]
+        );
+        // The directory keeps its own mode and owner.
+        let mut d = None;
+        LayerReader::new(&bytes[..])
+            .visit(|e, _| {
+                if e.path == "d" && e.kind == crate::layer::EntryKind::Dir {
+                    d = Some((e.mode, e.uid, e.gid));
+                }
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(d, Some((0o700, 7, 8)));
+        // A marker under a path given as a file is refused.
+        let mut c = LayerBuilder::new();
+        c.add(file("f", b"1")).unwrap();
+        c.add(opaque("f")).unwrap();
+        assert!(matches!(c.write(Vec::new(), &opts, 0), Err(WriterError::NotADirectory(_))));
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod docker_archive;
 pub mod layout;
 pub mod oci_archive;
 mod reference;
+pub mod registry;
 
 use std::io::{self, Read};
 use std::path::PathBuf;
@@ -100,6 +101,15 @@ pub enum TransportError {
     /// The transport exists in the syntax but not yet in pinnace.
     #[error("{0}")]
     Unsupported(String),
+    /// A registry operation failed (boxed: registry errors carry several names).
+    #[error(transparent)]
+    Registry(Box<registry::RegistryError>),
+}
+
+impl From<registry::RegistryError> for TransportError {
+    fn from(e: registry::RegistryError) -> TransportError {
+        TransportError::Registry(Box::new(e))
+    }
 }
 
 impl TransportError {
@@ -158,6 +168,11 @@ pub trait Sink {
     fn describe(&self) -> String;
     /// The layer form this sink stores.
     fn layer_form(&self) -> LayerForm;
+    /// Whether a Docker v2.2 manifest is stored as it is (registries) rather than
+    /// rewritten as OCI (layouts and OCI archives).
+    fn keeps_docker_format(&self) -> bool {
+        false
+    }
     /// Whether the sink already holds this blob, valid (content-addressed blobs are never
     /// rewritten).
     fn has_blob(&mut self, _digest: &Digest, _size: u64) -> Result<bool, TransportError> {
@@ -314,8 +329,14 @@ fn read_small(src: &dyn Source, digest: &Digest, size: u64) -> Result<Vec<u8>, T
     })
 }
 
-/// Opens the source a reference names.
+/// Opens the source a reference names (registries with the process-wide
+/// [`registry::RegistryOptions::global`]).
 pub fn open_source(r: &ImageRef) -> Result<Box<dyn Source>, TransportError> {
+    open_source_with(r, &registry::RegistryOptions::default())
+}
+
+/// Opens the source a reference names, registries with `opts`.
+pub fn open_source_with(r: &ImageRef, opts: &registry::RegistryOptions) -> Result<Box<dyn Source>, TransportError> {
     Ok(match r {
         ImageRef::Oci { dir, tag } => Box::new(layout::LayoutSource::open(dir, tag.as_deref())?),
         ImageRef::OciArchive { file, tag } => Box::new(oci_archive::OciArchiveSource::open(file, tag.as_deref())?),
@@ -324,12 +345,18 @@ pub fn open_source(r: &ImageRef) -> Result<Box<dyn Source>, TransportError> {
         }
         ImageRef::ContainersStorage { name } => Box::new(daemon::DaemonSource::open(daemon::Daemon::Podman, name)?),
         ImageRef::DockerDaemon { name } => Box::new(daemon::DaemonSource::open(daemon::Daemon::Docker, name)?),
-        ImageRef::Registry { .. } => return Err(registry_unsupported(r)),
+        ImageRef::Registry { reference } => Box::new(registry::RegistrySource::open(reference, opts)?),
     })
 }
 
-/// Opens the sink a reference names.
+/// Opens the sink a reference names (registries with the process-wide
+/// [`registry::RegistryOptions::global`]).
 pub fn open_sink(r: &ImageRef) -> Result<Box<dyn Sink>, TransportError> {
+    open_sink_with(r, &registry::RegistryOptions::default())
+}
+
+/// Opens the sink a reference names, registries with `opts`.
+pub fn open_sink_with(r: &ImageRef, opts: &registry::RegistryOptions) -> Result<Box<dyn Sink>, TransportError> {
     Ok(match r {
         ImageRef::Oci { dir, tag } => Box::new(layout::LayoutSink::create(dir, tag.clone())?),
         ImageRef::OciArchive { file, tag } => Box::new(oci_archive::OciArchiveSink::create(file, tag.clone())?),
@@ -338,12 +365,6 @@ pub fn open_sink(r: &ImageRef) -> Result<Box<dyn Sink>, TransportError> {
         }
         ImageRef::ContainersStorage { name } => Box::new(daemon::DaemonSink::create(daemon::Daemon::Podman, name)?),
         ImageRef::DockerDaemon { name } => Box::new(daemon::DaemonSink::create(daemon::Daemon::Docker, name)?),
-        ImageRef::Registry { .. } => return Err(registry_unsupported(r)),
+        ImageRef::Registry { reference } => Box::new(registry::RegistrySink::create(reference, opts)?),
     })
-}
-
-fn registry_unsupported(r: &ImageRef) -> TransportError {
-    TransportError::Unsupported(format!(
-        "{r}: registries are not supported yet; save the image to an archive (`skopeo copy {r} oci-archive:image.tar`) and use oci-archive:image.tar"
-    ))
 }
