@@ -214,19 +214,6 @@ fn go(dir: &Path) -> Command {
     c
 }
 
-/// Whether the Go toolchain works (`go version`: `go` has no `--version`, which the
-/// shared probe in `util` uses). Missing: a failure under `CI=true`, a skip elsewhere.
-fn require_go() -> bool {
-    let ok = cmd("go").arg("version").output().map(|o| o.status.success()).unwrap_or(false);
-    if !ok {
-        if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-            panic!("required tool \"go\" is missing or not working (CI=true): run scripts/setup-test-tools.sh");
-        }
-        eprintln!("SKIPPED: tool \"go\" is missing or not working (run scripts/setup-test-tools.sh)");
-    }
-    ok
-}
-
 /// Writes a one-file Go module (stdlib only) into `dir`.
 fn go_module(dir: &Path, name: &str, main_go: &str) {
     fs::create_dir_all(dir).unwrap();
@@ -309,9 +296,7 @@ func main() {
 #[test]
 fn go_static_http_server_answers() {
     crate::require!("podman", "skopeo");
-    if !require_go() {
-        return;
-    }
+    crate::require!("go");
     let w = tempdir();
     let src = w.path().join("srv");
     go_module(&src, "srv", GO_SERVER);
@@ -378,9 +363,7 @@ func main() {
 #[test]
 fn go_cgo_resolves_localhost_through_nss() {
     crate::require!("gcc", "podman", "skopeo", "umoci");
-    if !require_go() {
-        return;
-    }
+    crate::require!("go");
     let w = tempdir();
     let src = w.path().join("lookup-src");
     go_module(&src, "lookup", GO_LOOKUP);

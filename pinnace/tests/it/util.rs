@@ -103,6 +103,8 @@ fn probe(tool: &str) -> bool {
         // The CLI alone is not enough: the tests need the engine.
         "docker" => &["info", "--format", "{{.ServerVersion}}"],
         "gcc" | "tar" => &["--version"],
+        // These spell it as a subcommand.
+        "go" | "openssl" => &["version"],
         _ => &["--version"],
     };
     Command::new(tool)
