@@ -294,7 +294,7 @@ fn handle_connection(mut stream: TcpStream, chain: &Chain, config: &Config) {
     }
     let _ = stream.set_nodelay(true);
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
-    for _ in 0..MAX_REQUESTS_PER_CONNECTION {
+    for served in 1..=MAX_REQUESTS_PER_CONNECTION {
         // The head.
         let mut len = 0;
         let got_head = fill(&mut stream, &mut buf, config, false, |buf| {
@@ -343,7 +343,9 @@ fn handle_connection(mut stream: TcpStream, chain: &Chain, config: &Config) {
         }
 
         let response = route(&req, chain);
-        keep_alive &= !SHUTDOWN.load(Ordering::SeqCst);
+        // The last request a connection may carry is answered with `Connection: close`,
+        // so the client knows not to send another on it.
+        keep_alive &= !SHUTDOWN.load(Ordering::SeqCst) && served < MAX_REQUESTS_PER_CONNECTION;
         let bytes = response.to_bytes(req.method == "HEAD", keep_alive, &now_date());
         if stream.write_all(&bytes).is_err() {
             return;

@@ -432,3 +432,25 @@ fn half_closed_client_still_gets_its_answer() {
     let _ = s.read_to_end(&mut out);
     assert_verse(&Reply::parse(&out));
 }
+
+/// Regression: the last request a connection may carry (the 1000th) used to be answered
+/// `Connection: keep-alive` and the connection then closed, failing the client's next request.
+#[test]
+fn the_last_request_of_a_connection_says_close() {
+    let server = Server::start();
+    let stream = server.connect();
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    let sender = std::thread::spawn(move || {
+        for _ in 0..1000 {
+            writer.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        }
+    });
+    for i in 1..=1000 {
+        let r = read_one(&mut reader, false);
+        assert_eq!(r.status, 200);
+        let want = if i == 1000 { "close" } else { "keep-alive" };
+        assert_eq!(r.header("Connection"), Some(want), "response {i}");
+    }
+    sender.join().unwrap();
+}
