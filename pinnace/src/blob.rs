@@ -427,8 +427,8 @@ mod tests {
         assert_eq!(out, data);
         let d = Digest::of(&data);
         let mut out = Vec::new();
-        let err = copy_pipelined(VerifyReader::new(&data[..4_000_000], d, Some(data.len() as u64)), &mut out)
-            .unwrap_err();
+        let err =
+            copy_pipelined(VerifyReader::new(&data[..4_000_000], d, Some(data.len() as u64)), &mut out).unwrap_err();
         assert!(matches!(BlobError::from_io(&err), Some(BlobError::Size { truncated: true, .. })), "{err}");
         let mut out = Vec::new();
         assert_eq!(copy_pipelined(&b""[..], &mut out).unwrap(), 0);

@@ -218,9 +218,9 @@ pub fn build(spec: &BuildSpec, load: Option<&ImageRef>, progress: bool) -> Resul
     // Layers are stored gzipped, as OCI stores and registries keep them; when every
     // destination keeps plain layers (docker archives, podman, docker), they are stored
     // plain instead, rather than compressed here and decompressed again by the copy.
-    let all_plain = dests
-        .iter()
-        .all(|d| matches!(d, ImageRef::DockerArchive { .. } | ImageRef::ContainersStorage { .. } | ImageRef::DockerDaemon { .. }));
+    let all_plain = dests.iter().all(|d| {
+        matches!(d, ImageRef::DockerArchive { .. } | ImageRef::ContainersStorage { .. } | ImageRef::DockerDaemon { .. })
+    });
     let layer_compression = if all_plain { crate::layer::Compression::None } else { crate::layer::Compression::Gzip };
     let enc = EncoderOptions { compression: layer_compression, ..Default::default() };
     let mut blobs: HashMap<Digest, Blob> = HashMap::new();

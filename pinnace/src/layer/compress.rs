@@ -212,7 +212,13 @@ impl<W: Write + Send> Encoder<W> {
         };
         let (out, compression) = match self.codec {
             Codec::None(w) => {
-                let enc = Encoded { diff_id, uncompressed_size, digest: diff_id, size: uncompressed_size, compression: Compression::None };
+                let enc = Encoded {
+                    diff_id,
+                    uncompressed_size,
+                    digest: diff_id,
+                    size: uncompressed_size,
+                    compression: Compression::None,
+                };
                 return Ok((w, enc));
             }
             Codec::Gzip(e) => (e.finish()?, Compression::Gzip),

@@ -35,8 +35,13 @@ fn demo_builds_runs_and_serves_jibber() {
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("build.json")).unwrap()).unwrap();
     let usize = report["uncompressed_size"].as_u64().unwrap();
     assert!(usize <= 1_500_000, "jibber image is {usize} bytes uncompressed (target <= 1.5 MB)");
-    assert!(report["layers"].as_array().unwrap().iter().all(|l| l["role"] != "shared libraries"), "static binary brought libraries");
-    let cfg = run_ok(cmd("skopeo").args(["inspect", "--config"]).arg(format!("oci-archive:{}", out.join("jibber.tar").display())));
+    assert!(
+        report["layers"].as_array().unwrap().iter().all(|l| l["role"] != "shared libraries"),
+        "static binary brought libraries"
+    );
+    let cfg = run_ok(
+        cmd("skopeo").args(["inspect", "--config"]).arg(format!("oci-archive:{}", out.join("jibber.tar").display())),
+    );
     let cfg: serde_json::Value = serde_json::from_str(&cfg.stdout).unwrap();
     assert_eq!(cfg["config"]["User"], "65532:65532");
     assert_eq!(cfg["config"]["Entrypoint"][0], "/usr/local/bin/jibber");
