@@ -294,8 +294,15 @@ pub fn copy_large(r: &mut dyn Read, w: &mut dyn Write) -> io::Result<u64> {
 
 /// Copies `r` to `w` with reading (and whatever the reader does: decompression, digest
 /// checks) on a second thread, so it overlaps with what the writer does (hashing,
-/// compressing, writing). Buffers are recycled; at most four 1 MiB chunks are in flight.
-pub fn copy_pipelined<R: Read + Send>(mut r: R, w: &mut dyn Write) -> io::Result<u64> {
+/// compressing, writing).
+pub fn copy_pipelined<R: Read + Send>(r: R, w: &mut dyn Write) -> io::Result<u64> {
+    with_read_ahead(r, |ahead| copy_large(ahead, w))
+}
+
+/// Calls `f` with a reader that yields `r`'s bytes, read ahead on a second thread (at
+/// most four 1 MiB chunks in flight, buffers recycled). `r`'s errors, verification
+/// failures included, reach `f` in order, after the bytes read before them.
+pub fn with_read_ahead<R: Read + Send, T>(mut r: R, f: impl FnOnce(&mut dyn Read) -> T) -> T {
     use std::sync::mpsc::sync_channel;
     const CHUNK: usize = 1 << 20;
     std::thread::scope(|s| {
@@ -320,26 +327,64 @@ pub fn copy_pipelined<R: Read + Send>(mut r: R, w: &mut dyn Write) -> io::Result
                     Err(e) => break Err(e),
                 }
             };
-            let end = filled == 0 || res.is_err();
-            let msg = res.map(|()| (buf, filled));
-            if full_tx.send(msg).is_err() || end {
+            // Bytes read before an error go first, then the error.
+            let (chunk, err) = match res {
+                Ok(()) => (Some((buf, filled)), None),
+                Err(e) if filled > 0 => (Some((buf, filled)), Some(e)),
+                Err(e) => (None, Some(e)),
+            };
+            let end = err.is_some() || chunk.as_ref().is_some_and(|c| c.1 == 0);
+            if let Some(c) = chunk {
+                if full_tx.send(Ok(c)).is_err() {
+                    return;
+                }
+            }
+            if let Some(e) = err {
+                let _ = full_tx.send(Err(e));
+            }
+            if end {
                 return;
             }
         });
-        let mut n = 0u64;
-        loop {
-            let (buf, len) = match full_rx.recv() {
-                Ok(m) => m?,
-                Err(_) => return Err(io::Error::other("reader thread stopped")),
-            };
-            if len == 0 {
-                return Ok(n);
-            }
-            w.write_all(&buf[..len])?;
-            n += len as u64;
-            let _ = empty_tx.send(buf);
-        }
+        let mut ahead = ReadAhead { full: full_rx, empty: empty_tx, cur: Vec::new(), pos: 0, len: 0, done: false };
+        f(&mut ahead)
+        // Dropping `ahead` closes the channels; the reader thread then stops and is joined.
     })
+}
+
+struct ReadAhead {
+    full: std::sync::mpsc::Receiver<io::Result<(Vec<u8>, usize)>>,
+    empty: std::sync::mpsc::SyncSender<Vec<u8>>,
+    cur: Vec<u8>,
+    pos: usize,
+    len: usize,
+    done: bool,
+}
+
+impl Read for ReadAhead {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.len {
+            if self.done {
+                return Ok(0);
+            }
+            let (buf, len) = match self.full.recv() {
+                Ok(m) => m?,
+                Err(_) => return Err(io::Error::other("read-ahead thread stopped")),
+            };
+            let old = std::mem::replace(&mut self.cur, buf);
+            if !old.is_empty() {
+                let _ = self.empty.send(old);
+            }
+            (self.pos, self.len) = (0, len);
+            if len == 0 {
+                self.done = true;
+            }
+        }
+        let n = out.len().min(self.len - self.pos);
+        out[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 /// Writes `bytes` to `target` atomically.
@@ -435,6 +480,27 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(copy_large(&mut &data[..], &mut out).unwrap(), data.len() as u64);
         assert_eq!(out, data);
+    }
+
+    #[test]
+    fn read_ahead_delivers_bytes_before_errors_and_stops_when_dropped() {
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 241) as u8).collect();
+        let d = Digest::of(&data);
+        // Truncated: every byte read arrives, then the size error.
+        let got = with_read_ahead(VerifyReader::new(&data[..2_500_000], d, Some(data.len() as u64)), |r| {
+            let mut v = Vec::new();
+            let e = r.read_to_end(&mut v).unwrap_err();
+            (v.len(), BlobError::from_io(&e).cloned())
+        });
+        assert_eq!(got.0, 2_500_000);
+        assert!(matches!(got.1, Some(BlobError::Size { truncated: true, .. })));
+        // A consumer that stops early does not hang the reader thread.
+        let first = with_read_ahead(&data[..], |r| {
+            let mut b = [0u8; 10];
+            r.read_exact(&mut b).unwrap();
+            b
+        });
+        assert_eq!(&first[..], &data[..10]);
     }
 
     #[test]

@@ -132,8 +132,13 @@ pub fn copy_image(src: &dyn Source, mut sink: Box<dyn Sink>, opts: &CopyOptions)
                     loop {
                         tries += 1;
                         let raw = src.open_blob(&l.digest, l.size)?;
-                        let mut r = VerifyReader::new(progress.wrap(raw), l.digest, Some(l.size));
-                        match sink.put_blob(BlobKind::Layer, &l.digest, l.size, &mut r) {
+                        let r = VerifyReader::new(progress.wrap(raw), l.digest, Some(l.size));
+                        // Reading and verifying run on a second thread, overlapping the
+                        // sink's writes or uploads.
+                        let put = crate::blob::with_read_ahead(r, |ahead| {
+                            sink.put_blob(BlobKind::Layer, &l.digest, l.size, ahead)
+                        });
+                        match put {
                             Err(TransportError::Registry(e)) if e.restartable() && tries < 3 => continue,
                             other => break other?,
                         }
