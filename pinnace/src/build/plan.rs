@@ -190,6 +190,18 @@ fn supplied_by_file(m: &elf::MissingLibrary, files: &[Placement], map: &[(String
         .any(|d| d.rsplit_once('/').is_some_and(|(dir, name)| name == m.soname && dirs.iter().any(|x| x == dir)))
 }
 
+/// The ELF machine of a binary from its header alone (the full analysis, which scans
+/// the whole file, runs once, in the closure resolution). Anything that is not a valid
+/// ELF header gets the analysis's own error.
+fn elf_machine(bytes: &[u8], path: &Path) -> Result<u16, BuildError> {
+    if bytes.len() >= 20 && bytes.starts_with(b"\x7fELF") && matches!(bytes[5], 1 | 2) {
+        let m = [bytes[18], bytes[19]];
+        return Ok(if bytes[5] == 1 { u16::from_le_bytes(m) } else { u16::from_be_bytes(m) });
+    }
+    let info = elf::inspect(bytes).map_err(|e| e.at(&path.display().to_string()))?;
+    Ok(info.machine)
+}
+
 /// Plans the image for `spec`.
 pub fn plan(spec: &BuildSpec) -> Result<Plan, BuildError> {
     let root_path = spec.sysroot.clone().unwrap_or_else(|| PathBuf::from("/"));
@@ -217,8 +229,8 @@ pub fn plan(spec: &BuildSpec) -> Result<Plan, BuildError> {
         let dest = b.dest.clone().unwrap_or_else(|| format!("/usr/local/bin/{name}"));
         let dest = format!("/{}", normalize_image_path(&dest)?);
         let bytes = fs::read(&b.src).map_err(io_err(&b.src))?;
-        let info = elf::inspect(&bytes).map_err(|e| e.at(&b.src.display().to_string()))?;
-        let p = Platform { os: "linux".into(), architecture: goarch(info.machine).into(), variant: None };
+        let p =
+            Platform { os: "linux".into(), architecture: goarch(elf_machine(&bytes, &b.src)?).into(), variant: None };
         match &platform {
             Some(prev) if *prev != p => {
                 return Err(BuildError::Spec(format!(
@@ -243,11 +255,11 @@ pub fn plan(spec: &BuildSpec) -> Result<Plan, BuildError> {
         let binary = Binary::new(&host_origin_path, bytes);
         let image_origin =
             dest.rsplit_once('/').map(|(d, _)| if d.is_empty() { "/" } else { d }).unwrap_or("/").to_string();
-        let mut map = origin_map(&info, binary.origin(), &image_origin);
         // Missing libraries are collected, not fatal, so that ones the user supplies with
         // --file (placed where the loader will look in the image) are accepted.
         let opts = ClosureOptions { allow_missing: true, ..ClosureOptions::default() };
         let closure = elf::resolve_closure(&root, &binary, &opts)?;
+        let mut map = origin_map(&closure.facts, binary.origin(), &image_origin);
         // Libraries may carry $ORIGIN paths of their own.
         for o in &closure.objects {
             if let Ok(bytes) = fs::read(root_path.join(o.real_path.trim_start_matches('/'))) {
