@@ -39,19 +39,8 @@ for t in podman go gcc skopeo; do command -v "$t" >/dev/null || die "$t missing:
 [ -x /usr/bin/time ] || die "/usr/bin/time missing: apt-get install time"
 
 # 1. pinnace, release build, copied aside so concurrent rebuilds cannot swap it mid-run.
-mkdir -p "$BENCH_DIR"
-if [ -n "${PINNACE_BIN:-}" ]; then
-  src_bin="$PINNACE_BIN"
-else
-  log "cargo build --release -p pinnace"
-  cargo build --release -p pinnace >&2
-  src_bin="$BENCH_ROOT/target/release/pinnace"
-fi
-PINNACE="$BENCH_DIR/pinnace-build-bench"
-cp "$src_bin" "$PINNACE.tmp" && mv "$PINNACE.tmp" "$PINNACE"
+bench_pinnace pinnace-build-bench
 PINNACE_VERSION=$("$PINNACE" --version)
-GIT_REV=$(git -C "$BENCH_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-git -C "$BENCH_ROOT" diff --quiet HEAD -- pinnace 2>/dev/null || GIT_REV="$GIT_REV+dirty"
 PODMAN_VERSION=$(podman --version | awk '{ print $3 }')
 unset SOURCE_DATE_EPOCH
 
@@ -297,22 +286,5 @@ SECTION+=$'\n'"<!-- build.sh:end -->"
 
 printf '%s\n' "$SECTION"
 
-if [ -z "${NO_RESULTS:-}" ]; then
-  results="$BENCH_ROOT/bench/RESULTS.md"
-  [ -f "$results" ] || printf '# pinnace benchmarks\n\nRecorded by the scripts in bench/; each script replaces its own section.\n' >"$results"
-  SECTION="$SECTION" python3 - "$results" <<'PY'
-import os, re, sys
-path = sys.argv[1]
-text = open(path).read()
-section = os.environ["SECTION"]
-pat = re.compile(r"<!-- build\.sh:begin -->.*?<!-- build\.sh:end -->", re.S)
-if pat.search(text):
-    text = pat.sub(lambda _: section, text)
-else:
-    text = text.rstrip("\n") + "\n\n" + section + "\n"
-open(path + ".tmp", "w").write(text)
-os.replace(path + ".tmp", path)
-PY
-  log "wrote the build section of $results"
-fi
+write_section build.sh
 [ "${#FAILS[@]}" = 0 ] || die "some images did not run as expected (see above)"

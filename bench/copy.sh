@@ -38,19 +38,8 @@ command -v skopeo >/dev/null || die "skopeo missing: run scripts/setup-test-tool
 
 # 1. pinnace, release build. The binary is copied aside so concurrent rebuilds by others
 #    cannot swap it mid-run.
-mkdir -p "$BENCH_DIR"
-if [ -n "${PINNACE_BIN:-}" ]; then
-  src_bin="$PINNACE_BIN"
-else
-  log "cargo build --release -p pinnace"
-  cargo build --release -p pinnace >&2
-  src_bin="$BENCH_ROOT/target/release/pinnace"
-fi
-PINNACE="$BENCH_DIR/pinnace"
-cp -p "$src_bin" "$PINNACE.tmp" && mv "$PINNACE.tmp" "$PINNACE"
+bench_pinnace pinnace
 PINNACE_VERSION=$("$PINNACE" --version)
-GIT_REV=$(git -C "$BENCH_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-git -C "$BENCH_ROOT" diff --quiet HEAD -- pinnace 2>/dev/null || GIT_REV="$GIT_REV+dirty"
 if [ -n "${PINNACE_BIN:-}" ]; then
   BUILT="binary $PINNACE_BIN, built $(date -u -r "$PINNACE_BIN" +'%Y-%m-%d %H:%M UTC'); tree now at git $GIT_REV"
 else
@@ -218,22 +207,5 @@ SECTION+=$'\n'"<!-- copy.sh:end -->"
 
 printf '%s\n' "$SECTION"
 
-if [ -z "${NO_RESULTS:-}" ]; then
-  results="$BENCH_ROOT/bench/RESULTS.md"
-  [ -f "$results" ] || printf '# pinnace benchmarks\n\nRecorded by the scripts in bench/; each script replaces its own section.\n' >"$results"
-  SECTION="$SECTION" python3 - "$results" <<'PY'
-import os, re, sys
-path = sys.argv[1]
-text = open(path).read()
-section = os.environ["SECTION"]
-pat = re.compile(r"<!-- copy\.sh:begin -->.*?<!-- copy\.sh:end -->", re.S)
-if pat.search(text):
-    text = pat.sub(lambda _: section, text)
-else:
-    text = text.rstrip("\n") + "\n\n" + section + "\n"
-open(path + ".tmp", "w").write(text)
-os.replace(path + ".tmp", path)
-PY
-  log "wrote the copy.sh section of $results"
-fi
+write_section copy.sh
 [ "${#FAILS[@]}" = 0 ] || die "some outputs failed the check (see above)"

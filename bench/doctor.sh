@@ -36,18 +36,7 @@ fi
 [ -x /usr/bin/time ] || die "/usr/bin/time missing: apt-get install time"
 mkdir -p "$BENCH_DIR"
 
-if [ -n "${PINNACE_BIN:-}" ]; then
-  src_bin="$PINNACE_BIN"
-else
-  log "cargo build --release -p pinnace"
-  cargo build --release -p pinnace >&2
-  src_bin="$BENCH_ROOT/target/release/pinnace"
-fi
-# Copied aside so a concurrent rebuild cannot swap the binary mid-run.
-PINNACE="$BENCH_DIR/pinnace-doctor-bench"
-cp -p "$src_bin" "$PINNACE.tmp" && mv "$PINNACE.tmp" "$PINNACE"
-GIT_REV=$(git -C "$BENCH_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-git -C "$BENCH_ROOT" diff --quiet HEAD -- pinnace 2>/dev/null || GIT_REV="$GIT_REV+dirty"
+bench_pinnace pinnace-doctor-bench
 
 REFS=()
 if [ -s "$BENCH_LARGE_DOCKER" ]; then
@@ -169,21 +158,4 @@ What doctor found:
 ${SUMMARY}<!-- doctor.sh:end -->"
 
 printf '%s\n' "$SECTION"
-if [ -z "${NO_RESULTS:-}" ]; then
-  results="$BENCH_ROOT/bench/RESULTS.md"
-  [ -f "$results" ] || printf '# pinnace benchmarks\n\nRecorded by the scripts in bench/; each script replaces its own section.\n' >"$results"
-  SECTION="$SECTION" python3 - "$results" <<'PY'
-import os, re, sys
-path = sys.argv[1]
-text = open(path).read()
-section = os.environ["SECTION"]
-pat = re.compile(r"<!-- doctor\.sh:begin -->.*?<!-- doctor\.sh:end -->", re.S)
-if pat.search(text):
-    text = pat.sub(lambda _: section, text)
-else:
-    text = text.rstrip("\n") + "\n\n" + section + "\n"
-open(path + ".tmp", "w").write(text)
-os.replace(path + ".tmp", path)
-PY
-  log "wrote the doctor.sh section of $results"
-fi
+write_section doctor.sh

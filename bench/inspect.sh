@@ -47,18 +47,7 @@ for t in dive umoci gzip python3; do command -v "$t" >/dev/null || die "$t is mi
 [ -x /usr/bin/time ] || die "/usr/bin/time missing: apt-get install time"
 
 # 1. pinnace, release build, copied aside so concurrent rebuilds cannot swap it mid-run.
-mkdir -p "$BENCH_DIR"
-if [ -n "${PINNACE_BIN:-}" ]; then
-  src_bin="$PINNACE_BIN"
-else
-  log "cargo build --release -p pinnace"
-  cargo build --release -p pinnace >&2
-  src_bin="$BENCH_ROOT/target/release/pinnace"
-fi
-PINNACE="$BENCH_DIR/pinnace-inspect"
-cp -p "$src_bin" "$PINNACE.tmp" && mv "$PINNACE.tmp" "$PINNACE"
-GIT_REV=$(git -C "$BENCH_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-git -C "$BENCH_ROOT" diff --quiet HEAD -- pinnace 2>/dev/null || GIT_REV="$GIT_REV+dirty"
+bench_pinnace pinnace-inspect
 if [ -n "${PINNACE_BIN:-}" ]; then
   BUILT="binary $PINNACE_BIN, built $(date -u -r "$PINNACE_BIN" +'%Y-%m-%d %H:%M UTC'); tree at git $GIT_REV"
 else
@@ -255,25 +244,4 @@ EOF
 )
 printf '%s\n' "$SECTION"
 
-if [ -z "${NO_RESULTS:-}" ]; then
-  results="$BENCH_ROOT/bench/RESULTS.md"
-  [ -f "$results" ] || printf '# pinnace benchmarks\n\nRecorded by the scripts in bench/; each script replaces its own section.\n' >"$results"
-  SECTION="$SECTION" python3 - "$results" <<'PY'
-import os, re, sys
-path = sys.argv[1]
-text = open(path).read()
-section = os.environ["SECTION"]
-pat = re.compile(r"<!-- inspect\.sh:begin -->.*?<!-- inspect\.sh:end -->", re.S)
-# The hand-written section of before the script recorded its own (up to the next section).
-old = re.compile(r"^## inspect\n.*?(?=^<!-- |^## |\Z)", re.S | re.M)
-if pat.search(text):
-    text = pat.sub(lambda _: section, text)
-elif old.search(text):
-    text = old.sub(lambda _: section + "\n\n", text, count=1)
-else:
-    text = text.rstrip("\n") + "\n\n" + section + "\n"
-open(path + ".tmp", "w").write(text)
-os.replace(path + ".tmp", path)
-PY
-  log "wrote the inspect.sh section of $results"
-fi
+write_section inspect.sh

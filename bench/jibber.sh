@@ -71,16 +71,7 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 START=$(date +%s)
 
 # 1. pinnace (copied aside so concurrent rebuilds cannot swap it mid-run).
-mkdir -p "$BENCH_DIR"
-if [ -n "${PINNACE_BIN:-}" ]; then
-  src_bin="$PINNACE_BIN"
-else
-  log "cargo build --release -p pinnace"
-  cargo build --release -p pinnace >&2
-  src_bin="$BENCH_ROOT/target/release/pinnace"
-fi
-PINNACE="$BENCH_DIR/pinnace-jibber-bench"
-cp "$src_bin" "$PINNACE.tmp" && mv "$PINNACE.tmp" "$PINNACE"
+bench_pinnace pinnace-jibber-bench
 PINNACE_VERSION=$("$PINNACE" --version)
 GIT_REV=$(git -C "$BENCH_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git -C "$BENCH_ROOT" diff --quiet HEAD -- pinnace jibber 2>/dev/null || GIT_REV="$GIT_REV+dirty"
@@ -694,21 +685,4 @@ EOF
 )
 printf '%s\n' "$SECTION"
 
-if [ -z "${NO_RESULTS:-}" ]; then
-  results="$BENCH_ROOT/bench/RESULTS.md"
-  [ -f "$results" ] || printf '# pinnace benchmarks\n\nRecorded by the scripts in bench/; each script replaces its own section.\n' >"$results"
-  SECTION="$SECTION" python3 - "$results" <<'PY'
-import os, re, sys
-path = sys.argv[1]
-text = open(path).read()
-section = os.environ["SECTION"]
-pat = re.compile(r"<!-- jibber\.sh:begin -->.*?<!-- jibber\.sh:end -->", re.S)
-if pat.search(text):
-    text = pat.sub(lambda _: section, text)
-else:
-    text = text.rstrip("\n") + "\n\n" + section + "\n"
-open(path + ".tmp", "w").write(text)
-os.replace(path + ".tmp", path)
-PY
-  log "wrote the jibber section of $results"
-fi
+write_section jibber.sh

@@ -84,3 +84,45 @@ machine_summary() {
 }
 
 load1() { awk '{ print $1 }' /proc/loadavg; }
+
+# Sets PINNACE to a release pinnace copied aside as $BENCH_DIR/NAME (so a concurrent
+# rebuild cannot swap it mid-run): $PINNACE_BIN when given, else a fresh
+# `cargo build --release -p pinnace`. Also sets GIT_REV (with +dirty for local changes).
+bench_pinnace() {
+  local name=$1 src_bin
+  mkdir -p "$BENCH_DIR"
+  if [ -n "${PINNACE_BIN:-}" ]; then
+    src_bin="$PINNACE_BIN"
+  else
+    log "cargo build --release -p pinnace"
+    cargo build --release -p pinnace >&2
+    src_bin="$BENCH_ROOT/target/release/pinnace"
+  fi
+  PINNACE="$BENCH_DIR/$name"
+  cp -p "$src_bin" "$PINNACE.tmp" && mv "$PINNACE.tmp" "$PINNACE"
+  GIT_REV=$(git -C "$BENCH_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+  git -C "$BENCH_ROOT" diff --quiet HEAD -- pinnace 2>/dev/null || GIT_REV="$GIT_REV+dirty"
+}
+
+# Replaces the section between `<!-- NAME:begin -->` and `<!-- NAME:end -->` of
+# bench/RESULTS.md with $SECTION (appending it when absent), atomically. Skipped when
+# NO_RESULTS is set.
+write_section() {
+  local name=$1 results="$BENCH_ROOT/bench/RESULTS.md"
+  [ -z "${NO_RESULTS:-}" ] || return 0
+  [ -f "$results" ] || printf '# pinnace benchmarks\n\nRecorded by the scripts in bench/; each script replaces its own section.\n' >"$results"
+  SECTION="$SECTION" NAME="$name" python3 - "$results" <<'PY'
+import os, re, sys
+path = sys.argv[1]
+text = open(path).read()
+section, name = os.environ["SECTION"], re.escape(os.environ["NAME"])
+pat = re.compile(r"<!-- %s:begin -->.*?<!-- %s:end -->" % (name, name), re.S)
+if pat.search(text):
+    text = pat.sub(lambda _: section, text, count=1)
+else:
+    text = text.rstrip("\n") + "\n\n" + section + "\n"
+open(path + ".tmp", "w").write(text)
+os.replace(path + ".tmp", path)
+PY
+  log "wrote the $name section of $results"
+}

@@ -27,16 +27,7 @@ command -v skopeo >/dev/null || die "skopeo missing: run scripts/setup-test-tool
 command -v docker-registry >/dev/null || die "docker-registry missing: run scripts/setup-test-tools.sh"
 [ -x /usr/bin/time ] || die "/usr/bin/time missing: apt-get install time"
 
-mkdir -p "$BENCH_DIR"
-if [ -n "${PINNACE_BIN:-}" ]; then
-  src_bin="$PINNACE_BIN"
-else
-  log "cargo build --release -p pinnace"
-  cargo build --release -p pinnace >&2
-  src_bin="$BENCH_ROOT/target/release/pinnace"
-fi
-PINNACE="$BENCH_DIR/pinnace-registry"
-cp -p "$src_bin" "$PINNACE.tmp" && mv "$PINNACE.tmp" "$PINNACE"
+bench_pinnace pinnace-registry
 
 # The large image: make-large-image.sh's layout, or a ~300 MB random one when absent.
 LARGE="$BENCH_LARGE_OCI"
