@@ -292,21 +292,25 @@ fn scan_one(src: &dyn Source, image: &Image, i: usize, capture: Option<&CaptureF
         };
         scan_layer(tar, capture)
     });
-    scanned.map_err(|source| {
-        if let LayerError::Io(e) = &source {
-            if let Some(BlobError::Digest { expected, actual }) = BlobError::from_io(e) {
-                if *expected == l.diff_id && l.diff_id != l.digest {
-                    return AnalyzeError::DiffIdMismatch {
-                        index: i,
-                        digest: l.digest,
-                        diff_id: l.diff_id,
-                        actual: *actual,
-                    };
-                }
+    scanned.map_err(|source| layer_error(i, l, source))
+}
+
+/// The error for layer `i` failing to read: a diff_id mismatch (the compressed blob was
+/// fine, its content is not what the config says) is told apart from other failures.
+pub(crate) fn layer_error(i: usize, l: &crate::transport::Layer, source: LayerError) -> AnalyzeError {
+    if let LayerError::Io(e) = &source {
+        if let Some(BlobError::Digest { expected, actual }) = BlobError::from_io(e) {
+            if *expected == l.diff_id && l.diff_id != l.digest {
+                return AnalyzeError::DiffIdMismatch {
+                    index: i,
+                    digest: l.digest,
+                    diff_id: l.diff_id,
+                    actual: *actual,
+                };
             }
         }
-        AnalyzeError::Layer { index: i, digest: l.digest, source }
-    })
+    }
+    AnalyzeError::Layer { index: i, digest: l.digest, source }
 }
 
 /// `created_by` per layer: history entries paired with layers in order, skipping

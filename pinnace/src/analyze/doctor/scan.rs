@@ -18,10 +18,10 @@ use super::capture::{process, Captured, Plan, Processed};
 use super::{DoctorError, DoctorOptions, Stats};
 use crate::analyze::inspect::pipe;
 use crate::analyze::AnalyzeError;
-use crate::blob::{BlobError, VerifyReader};
+use crate::blob::VerifyReader;
 use crate::fs::scan::{scan_layer_with, LayerScan};
 use crate::fs::{ChangeKind, FsTree, NodeId, NodeKind};
-use crate::layer::{open_verified, Compression, EntryKind, LayerError};
+use crate::layer::{open_verified, Compression, EntryKind};
 use crate::transport::{Image, Source, TransportError};
 
 /// A secret seen in a layer.
@@ -327,21 +327,7 @@ fn scan_one(src: &dyn Source, image: &Image, i: usize, plan: &Plan) -> Result<(L
         };
         scan_layer_with(tar, Some(&want), Some(&keep))
     });
-    let scan = scanned.map_err(|source| {
-        if let LayerError::Io(e) = &source {
-            if let Some(BlobError::Digest { expected, actual }) = BlobError::from_io(e) {
-                if *expected == l.diff_id && l.diff_id != l.digest {
-                    return AnalyzeError::DiffIdMismatch {
-                        index: i,
-                        digest: l.digest,
-                        diff_id: l.diff_id,
-                        actual: *actual,
-                    };
-                }
-            }
-        }
-        AnalyzeError::Layer { index: i, digest: l.digest, source }
-    })?;
+    let scan = scanned.map_err(|source| crate::analyze::inspect::layer_error(i, l, source))?;
     Ok((scan, collected.into_inner().unwrap_or_else(|e| e.into_inner())))
 }
 
