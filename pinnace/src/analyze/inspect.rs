@@ -22,10 +22,8 @@
 
 pub(crate) mod pipe;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::Read;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc;
 
 use serde::Serialize;
 
@@ -173,69 +171,38 @@ pub struct Inspection {
 /// Streams every layer of `image` once and builds the report (see the module docs).
 pub fn inspect(src: &dyn Source, image: &Image, opts: &InspectOptions) -> Result<Inspection, AnalyzeError> {
     let n = image.layers.len();
-    let threads = match opts.threads {
-        0 => std::thread::available_parallelism().map_or(1, |p| p.get()),
-        t => t,
-    }
-    .clamp(1, n.max(1));
     let mut tree = FsTree::new();
     let mut dive = DiveModel::new(opts.dive_file_lists);
     let mut rows: Vec<LayerRow> = Vec::with_capacity(n);
     let mut stored_file_bytes = 0u64;
     let history = created_by(image);
-    let next = AtomicUsize::new(0);
-    let stop = AtomicBool::new(false);
-    std::thread::scope(|s| -> Result<(), AnalyzeError> {
-        let (tx, rx) = mpsc::channel::<(usize, Result<LayerScan, AnalyzeError>)>();
-        for _ in 0..threads {
-            let tx = tx.clone();
-            let (next, stop) = (&next, &stop);
-            s.spawn(move || loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                if i >= n || stop.load(Ordering::SeqCst) {
-                    break;
-                }
-                if tx.send((i, scan_one(src, image, i, opts.capture))).is_err() {
-                    break;
-                }
-            });
-        }
-        drop(tx);
-        let mut pending = BTreeMap::new();
-        for (i, r) in rx {
-            pending.insert(i, r);
-            while let Some(r) = pending.remove(&rows.len()) {
-                let scan = r.inspect_err(|_| stop.store(true, Ordering::SeqCst))?;
-                let i = rows.len();
-                let keep = opts.dive_file_lists;
-                dive.push_layer(scan.entries.iter().filter_map(|e| dive_entry(e, keep)).collect(), scan.tar_size);
-                stored_file_bytes +=
-                    scan.entries.iter().filter(|e| e.kind == EntryKind::File).map(|e| e.size).sum::<u64>();
-                let l = &image.layers[i];
-                let mut row = LayerRow {
-                    index: i,
-                    digest: l.digest,
-                    diff_id: l.diff_id,
-                    compressed_size: l.size,
-                    uncompressed_size: scan.stream_bytes,
-                    tar_size: scan.tar_size,
-                    added: 0,
-                    modified: 0,
-                    removed: 0,
-                    created_by: history.get(i).cloned().flatten(),
-                    warnings: scan.warnings.clone(),
-                };
-                tree.apply_layer(i, scan);
-                for c in tree.layer_changes(i) {
-                    match c.kind {
-                        ChangeKind::Added => row.added += 1,
-                        ChangeKind::Modified => row.modified += 1,
-                        ChangeKind::Removed => row.removed += 1,
-                    }
-                }
-                rows.push(row);
+    super::ordered_parallel(n, opts.threads, &|i| scan_one(src, image, i, opts.capture), &mut |i, scan| {
+        let keep = opts.dive_file_lists;
+        dive.push_layer(scan.entries.iter().filter_map(|e| dive_entry(e, keep)).collect(), scan.tar_size);
+        stored_file_bytes += scan.entries.iter().filter(|e| e.kind == EntryKind::File).map(|e| e.size).sum::<u64>();
+        let l = &image.layers[i];
+        let mut row = LayerRow {
+            index: i,
+            digest: l.digest,
+            diff_id: l.diff_id,
+            compressed_size: l.size,
+            uncompressed_size: scan.stream_bytes,
+            tar_size: scan.tar_size,
+            added: 0,
+            modified: 0,
+            removed: 0,
+            created_by: history.get(i).cloned().flatten(),
+            warnings: scan.warnings.clone(),
+        };
+        tree.apply_layer(i, scan);
+        for c in tree.layer_changes(i) {
+            match c.kind {
+                ChangeKind::Added => row.added += 1,
+                ChangeKind::Modified => row.modified += 1,
+                ChangeKind::Removed => row.removed += 1,
             }
         }
+        rows.push(row);
         Ok(())
     })?;
     let top = if opts.top == 0 { 20 } else { opts.top };

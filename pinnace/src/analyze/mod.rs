@@ -7,6 +7,10 @@ pub mod doctor;
 pub mod export;
 pub mod inspect;
 
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+
 use crate::layer::LayerError;
 use crate::oci::Digest;
 use crate::transport::TransportError;
@@ -49,4 +53,53 @@ pub enum AnalyzeError {
     /// CI rules are misconfigured (bad value, unknown key, unreadable file).
     #[error("CI configuration: {0}")]
     CiConfig(String),
+}
+
+/// Runs `work(k)` for every `k` in `0..n` on up to `threads` threads (0: one per core) and
+/// hands each result to `consume` in order of `k` as soon as its turn comes, so layers are
+/// merged bottom first while later ones are still being read. The first error, from
+/// `work` or from `consume`, stops the workers from starting new items and is returned.
+pub(crate) fn ordered_parallel<T: Send, E: Send>(
+    n: usize,
+    threads: usize,
+    work: &(dyn Fn(usize) -> Result<T, E> + Sync),
+    consume: &mut dyn FnMut(usize, T) -> Result<(), E>,
+) -> Result<(), E> {
+    let threads = match threads {
+        0 => std::thread::available_parallelism().map_or(1, |p| p.get()),
+        t => t,
+    }
+    .clamp(1, n.max(1));
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let (tx, rx) = mpsc::channel::<(usize, Result<T, E>)>();
+        for _ in 0..threads {
+            let tx = tx.clone();
+            let (next, stop) = (&next, &stop);
+            s.spawn(move || loop {
+                let k = next.fetch_add(1, Ordering::SeqCst);
+                if k >= n || stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                if tx.send((k, work(k))).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        let mut pending = BTreeMap::new();
+        let mut done = 0;
+        for (k, r) in rx {
+            pending.insert(k, r);
+            while let Some(r) = pending.remove(&done) {
+                if let Err(e) = r.and_then(|t| consume(done, t)) {
+                    stop.store(true, Ordering::SeqCst);
+                    return Err(e);
+                }
+                done += 1;
+            }
+        }
+        Ok(())
+    })
 }

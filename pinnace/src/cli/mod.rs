@@ -51,18 +51,4 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Human-readable byte size (binary units, as dive and du -h show).
-pub fn human(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
+pub use pinnace::progress::human_bytes as human;

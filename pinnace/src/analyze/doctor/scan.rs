@@ -11,8 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Mutex};
+use std::sync::Mutex;
 
 use super::capture::{process, Captured, Plan, Processed};
 use super::{DoctorError, DoctorOptions, Stats};
@@ -258,43 +257,17 @@ fn scan_layers(
     threads: usize,
     merge: &mut dyn FnMut(usize, LayerScan) -> Result<(), DoctorError>,
 ) -> Result<Vec<(usize, Collected)>, DoctorError> {
-    let n = layers.len();
-    let threads = match threads {
-        0 => std::thread::available_parallelism().map_or(1, |p| p.get()),
-        t => t,
-    }
-    .clamp(1, n.max(1));
-    let next = AtomicUsize::new(0);
-    let stop = AtomicBool::new(false);
-    let mut out = Vec::with_capacity(n);
-    std::thread::scope(|s| -> Result<(), DoctorError> {
-        let (tx, rx) = mpsc::channel::<(usize, Result<(LayerScan, Collected), AnalyzeError>)>();
-        for _ in 0..threads {
-            let tx = tx.clone();
-            let (next, stop) = (&next, &stop);
-            s.spawn(move || loop {
-                let k = next.fetch_add(1, Ordering::SeqCst);
-                if k >= n || stop.load(Ordering::SeqCst) {
-                    break;
-                }
-                if tx.send((k, scan_one(src, image, layers[k], plan))).is_err() {
-                    break;
-                }
-            });
-        }
-        drop(tx);
-        let mut pending = BTreeMap::new();
-        for (k, r) in rx {
-            pending.insert(k, r);
-            while let Some(r) = pending.remove(&out.len()) {
-                let (scan, collected) = r.inspect_err(|_| stop.store(true, Ordering::SeqCst))?;
-                let layer = layers[out.len()];
-                merge(layer, scan).inspect_err(|_| stop.store(true, Ordering::SeqCst))?;
-                out.push((layer, collected));
-            }
-        }
-        Ok(())
-    })?;
+    let mut out = Vec::with_capacity(layers.len());
+    crate::analyze::ordered_parallel(
+        layers.len(),
+        threads,
+        &|k| scan_one(src, image, layers[k], plan).map_err(DoctorError::from),
+        &mut |k, (scan, collected)| {
+            merge(layers[k], scan)?;
+            out.push((layers[k], collected));
+            Ok(())
+        },
+    )?;
     Ok(out)
 }
 
