@@ -20,7 +20,7 @@
 //! - duplicates: stored contents with the same sha256 under different paths (a file and
 //!   its hard links are one content and do not count).
 
-pub(crate) mod pipe;
+mod pipe;
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -241,12 +241,22 @@ pub fn inspect(src: &dyn Source, image: &Image, opts: &InspectOptions) -> Result
 }
 
 fn scan_one(src: &dyn Source, image: &Image, i: usize, capture: Option<&CaptureFn>) -> Result<LayerScan, AnalyzeError> {
+    read_layer(src, image, i, |tar| scan_layer(tar, capture))
+}
+
+/// Reads layer `i` in two stages and hands its verified tar stream to `walk`. Stage 1
+/// (own thread): size and digest check, decompression, bomb bound. Stage 2 (`walk`, on
+/// this thread): the diff_id check (unless the layer is uncompressed and its digest is its
+/// diff_id: one hash is enough), the tar walk and whatever `walk` does per entry.
+pub(crate) fn read_layer<T>(
+    src: &dyn Source,
+    image: &Image,
+    i: usize,
+    walk: impl FnOnce(Box<dyn Read + '_>) -> Result<T, LayerError>,
+) -> Result<T, AnalyzeError> {
     let l = &image.layers[i];
     let open_err = |source| AnalyzeError::LayerOpen { index: i, digest: l.digest, source: Box::new(source) };
     let raw = src.open_blob(&l.digest, l.size).map_err(open_err)?;
-    // Stage 1 (own thread): size and digest check, decompression, bomb bound. Stage 2
-    // (this thread): the diff_id check (unless the layer is uncompressed and its digest
-    // is its diff_id: one hash is enough), the tar walk and the file hashes.
     let (compression, plain) = open_verified(raw, l.digest, l.size, None)
         .map_err(|source| open_err(TransportError::Blob { image: src.describe(), digest: l.digest, source }))?;
     let scanned = std::thread::scope(|s| {
@@ -257,7 +267,7 @@ fn scan_one(src: &dyn Source, image: &Image, i: usize, capture: Option<&CaptureF
         } else {
             Box::new(VerifyReader::new(piped, l.diff_id, None))
         };
-        scan_layer(tar, capture)
+        walk(tar)
     });
     scanned.map_err(|source| layer_error(i, l, source))
 }

@@ -164,25 +164,7 @@ fn podman_output(image: &Path, config_digest: &str, args: &[&str]) -> String {
 /// The paths in the rootfs umoci unpacks from what pinnace wrote (docker archives are
 /// converted by skopeo first, umoci reads OCI layouts only), as [`check::listing`] lines.
 fn unpacked(w: &Written) -> Vec<String> {
-    match w {
-        Written::Oci(d, t) => check::umoci_listing(d, t),
-        Written::OciArchive(f, t) => {
-            let d = tempdir();
-            run_ok(cmd("tar").arg("-xf").arg(f).arg("-C").arg(d.path()));
-            check::umoci_listing(d.path(), t)
-        }
-        Written::DockerArchive(f) => {
-            let d = tempdir();
-            let layout = d.path().join("layout");
-            run_ok(
-                cmd("skopeo")
-                    .arg("copy")
-                    .arg(format!("docker-archive:{}", f.display()))
-                    .arg(format!("oci:{}:conv", layout.display())),
-            );
-            check::umoci_listing(&layout, "conv")
-        }
-    }
+    check::unpacked_listing(w)
 }
 
 /// Just the paths of a listing.

@@ -106,9 +106,10 @@ pub fn same_config_and_diff_ids(fx: &Fixture, r: &str) -> Value {
     m
 }
 
-/// The unpacked rootfs of what pinnace wrote equals the fixture's.
-pub fn same_rootfs(fx: &Fixture, w: &Written) {
-    let listing = match w {
+/// The rootfs umoci unpacks from what pinnace wrote, as [`listing`] lines (docker archives
+/// are converted by skopeo first: umoci reads OCI layouts only).
+pub fn unpacked_listing(w: &Written) -> Vec<String> {
+    match w {
         Written::Oci(d, t) => umoci_listing(d, t),
         Written::OciArchive(f, t) => {
             let d = tempdir();
@@ -127,7 +128,12 @@ pub fn same_rootfs(fx: &Fixture, w: &Written) {
             );
             umoci_listing(&layout, "conv")
         }
-    };
+    }
+}
+
+/// The unpacked rootfs of what pinnace wrote equals the fixture's.
+pub fn same_rootfs(fx: &Fixture, w: &Written) {
+    let listing = unpacked_listing(w);
     assert_eq!(listing, fx.rootfs, "{}: rootfs differs from the fixture's", w.reference());
 }
 

@@ -18,7 +18,6 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use serde_json::{json, Value};
-use sha2::{Digest as _, Sha256};
 
 use crate::util::{cmd, pinnace, run_ok, scratch_root, Out};
 
@@ -80,10 +79,6 @@ fn layer_tar(entries: &[Ent]) -> Vec<u8> {
     b.into_inner().unwrap()
 }
 
-fn sha(b: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(b)))
-}
-
 /// An image to craft: layers bottom first, the config's `config` object, the architecture.
 #[derive(Debug, Clone)]
 pub struct Img {
@@ -122,34 +117,12 @@ impl Img {
     pub fn write(&self, name: &str) -> String {
         let dir = scratch_root().join("doctor").join(name);
         let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
-        let put = |b: &[u8]| {
-            let d = sha(b);
-            fs::write(dir.join("blobs/sha256").join(&d[7..]), b).unwrap();
-            d
-        };
         let tars: Vec<Vec<u8>> = self.layers.iter().map(|l| layer_tar(l)).collect();
-        let diff_ids: Vec<String> = tars.iter().map(|t| put(t)).collect();
-        let config = serde_json::to_vec(&json!({
-            "architecture": self.arch, "os": "linux", "config": self.config,
-            "rootfs": {"type": "layers", "diff_ids": diff_ids},
-        }))
-        .unwrap();
-        let cd = put(&config);
-        let manifest = serde_json::to_vec(&json!({
-            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": config.len()},
-            "layers": tars.iter().zip(&diff_ids).map(|(t, d)| json!({
-                "mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": t.len()})).collect::<Vec<_>>(),
-        }))
-        .unwrap();
-        let md = put(&manifest);
-        let index = json!({"schemaVersion": 2, "manifests": [{
-            "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": manifest.len(),
-            "annotations": {"org.opencontainers.image.ref.name": "t"}}]});
-        fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
-        fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-        format!("oci:{}:t", dir.display())
+        crate::util::write_oci_layout(
+            &dir,
+            &tars,
+            json!({"architecture": self.arch, "os": "linux", "config": self.config}),
+        )
     }
 }
 

@@ -41,40 +41,19 @@ fn sha(b: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(b)))
 }
 
-/// Writes an OCI layout (uncompressed layers) at `dir` tagged `t`.
+/// Writes an OCI layout (uncompressed layers) at `dir` tagged `t`, with one history entry
+/// per layer and an empty-layer entry after each (as Dockerfile builds leave them).
 fn oci_layout(dir: &Path, layers: &[Vec<u8>]) {
-    fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
-    let put = |b: &[u8]| {
-        let d = sha(b);
-        fs::write(dir.join("blobs/sha256").join(&d[7..]), b).unwrap();
-        d
-    };
-    let diff_ids: Vec<String> = layers.iter().map(|l| put(l)).collect();
     let history: Vec<Value> = (0..layers.len())
         .flat_map(|i| {
             [json!({"created_by": format!("/bin/sh -c step {i}")}), json!({"created_by": "ENV x", "empty_layer": true})]
         })
         .collect();
-    let config = serde_json::to_vec(&json!({
-        "architecture": "amd64", "os": "linux", "config": {},
-        "rootfs": {"type": "layers", "diff_ids": diff_ids},
-        "history": history,
-    }))
-    .unwrap();
-    let cd = put(&config);
-    let manifest = serde_json::to_vec(&json!({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": config.len()},
-        "layers": layers.iter().zip(&diff_ids).map(|(l, d)| json!({
-            "mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": l.len()})).collect::<Vec<_>>(),
-    }))
-    .unwrap();
-    let md = put(&manifest);
-    let index = json!({"schemaVersion": 2, "manifests": [{
-        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": manifest.len(),
-        "annotations": {"org.opencontainers.image.ref.name": "t"}}]});
-    fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
-    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    crate::util::write_oci_layout(
+        dir,
+        layers,
+        json!({"architecture": "amd64", "os": "linux", "config": {}, "history": history}),
+    );
 }
 
 /// Every case the issue names: added, overwritten, chmod-only, file whiteout, directory

@@ -314,3 +314,34 @@ impl Rng {
         rest.copy_from_slice(&v[..n]);
     }
 }
+
+/// Writes a hand-built OCI layout at `dir` tagged `t`, with the given uncompressed layer
+/// tars and `config` (any JSON object; its `rootfs` is filled in from the layers). Returns
+/// the reference `oci:DIR:t`. The tests' crafted images all go through this one writer.
+pub fn write_oci_layout(dir: &Path, layers: &[Vec<u8>], mut config: serde_json::Value) -> String {
+    use serde_json::json;
+    fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+    let put = |b: &[u8]| {
+        let d = format!("sha256:{}", sha256_hex(b));
+        fs::write(dir.join("blobs/sha256").join(&d[7..]), b).unwrap();
+        d
+    };
+    let diff_ids: Vec<String> = layers.iter().map(|l| put(l)).collect();
+    config["rootfs"] = json!({"type": "layers", "diff_ids": diff_ids});
+    let config = serde_json::to_vec(&config).unwrap();
+    let cd = put(&config);
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": config.len()},
+        "layers": layers.iter().zip(&diff_ids).map(|(l, d)| json!({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": l.len()})).collect::<Vec<_>>(),
+    }))
+    .unwrap();
+    let md = put(&manifest);
+    let index = json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": manifest.len(),
+        "annotations": {"org.opencontainers.image.ref.name": "t"}}]});
+    fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    format!("oci:{}:t", dir.display())
+}

@@ -10,18 +10,15 @@
 //! still pulled), and the secrets seen in each layer.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::Read;
 use std::sync::Mutex;
 
 use super::capture::{process, Captured, Plan, Processed};
 use super::{DoctorError, DoctorOptions, Stats};
-use crate::analyze::inspect::pipe;
 use crate::analyze::AnalyzeError;
-use crate::blob::VerifyReader;
 use crate::fs::scan::{scan_layer_with, LayerScan};
 use crate::fs::{ChangeKind, FsTree, NodeId, NodeKind};
-use crate::layer::{open_verified, Compression, EntryKind};
-use crate::transport::{Image, Source, TransportError};
+use crate::layer::EntryKind;
+use crate::transport::{Image, Source};
 
 /// A secret seen in a layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -272,14 +269,10 @@ fn scan_layers(
 }
 
 /// Streams layer `i` once, capturing and reducing what `plan` asks for. The layer is
-/// read in inspect's two stages ([`pipe`]): one thread reads, verifies the digest and
-/// decompresses; this one verifies the diff_id, walks the tar, hashes and captures.
+/// read in inspect's two stages ([`crate::analyze::inspect::read_layer`]): one thread
+/// reads, verifies the digest and decompresses; this one verifies the diff_id, walks the
+/// tar, hashes and captures.
 fn scan_one(src: &dyn Source, image: &Image, i: usize, plan: &Plan) -> Result<(LayerScan, Collected), AnalyzeError> {
-    let l = &image.layers[i];
-    let open_err = |source| AnalyzeError::LayerOpen { index: i, digest: l.digest, source: Box::new(source) };
-    let raw = src.open_blob(&l.digest, l.size).map_err(open_err)?;
-    let (compression, plain) = open_verified(raw, l.digest, l.size, None)
-        .map_err(|source| open_err(TransportError::Blob { image: src.describe(), digest: l.digest, source }))?;
     let collected: Mutex<Collected> = Mutex::new(Vec::new());
     let want = |p: &str| plan.want(p);
     let keep = |p: &str, bytes: Vec<u8>| -> Option<Box<[u8]>> {
@@ -289,18 +282,8 @@ fn scan_one(src: &dyn Source, image: &Image, i: usize, plan: &Plan) -> Result<(L
         }
         None
     };
-    let scanned = std::thread::scope(|s| {
-        let (tx, piped) = pipe::pipe();
-        s.spawn(move || pipe::produce(plain, tx));
-        // An uncompressed layer whose digest is its diff_id was verified by stage 1.
-        let tar: Box<dyn Read> = if compression == Compression::None && l.diff_id == l.digest {
-            Box::new(piped)
-        } else {
-            Box::new(VerifyReader::new(piped, l.diff_id, None))
-        };
-        scan_layer_with(tar, Some(&want), Some(&keep))
-    });
-    let scan = scanned.map_err(|source| crate::analyze::inspect::layer_error(i, l, source))?;
+    let scan =
+        crate::analyze::inspect::read_layer(src, image, i, |tar| scan_layer_with(tar, Some(&want), Some(&keep)))?;
     Ok((scan, collected.into_inner().unwrap_or_else(|e| e.into_inner())))
 }
 
