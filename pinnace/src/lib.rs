@@ -36,6 +36,7 @@ pub mod fs;
 pub mod layer;
 pub mod oci;
 pub mod progress;
+pub mod slim;
 pub mod transport;
 
 pub use error::{Error, Result};
