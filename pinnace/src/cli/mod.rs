@@ -6,6 +6,7 @@ pub mod copy;
 pub mod doctor;
 pub mod inspect;
 pub mod registry;
+pub mod slim;
 
 use clap::{Parser, Subcommand};
 
@@ -36,6 +37,15 @@ pub enum Command {
     Login(registry::LoginArgs),
     /// Log out of a registry: remove its credentials from the auth file.
     Logout(registry::LogoutArgs),
+    /// Internal: the process that sets up and traces a slim sandbox.
+    #[command(name = "__sandbox", hide = true)]
+    Sandbox {
+        /// The sandbox's work directory.
+        work: std::path::PathBuf,
+    },
+    /// Internal: run a command in a traced sandbox over an unpacked root, print the trace.
+    #[command(name = "__trace", hide = true)]
+    Trace(slim::TraceArgs),
 }
 
 /// Runs the parsed command.
@@ -48,6 +58,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Doctor(a) => doctor::run(a),
         Command::Login(a) => registry::login(a),
         Command::Logout(a) => registry::logout(a),
+        Command::Sandbox { work } => std::process::exit(pinnace::slim::init::outer_main(&work)),
+        Command::Trace(a) => slim::trace(a),
     }
 }
 

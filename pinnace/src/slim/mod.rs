@@ -17,7 +17,9 @@
 pub mod keep;
 pub mod probe;
 pub mod rebuild;
+pub mod init;
 pub mod sandbox;
+pub mod tracer;
 pub mod trace;
 pub mod unpack;
 pub mod verify;

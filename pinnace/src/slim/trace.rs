@@ -49,8 +49,98 @@ pub struct Access {
 pub struct Trace {
     /// Distinct accesses, sorted.
     pub accesses: BTreeSet<Access>,
-    /// Processes seen (the first exec included).
-    pub processes: u32,
+    /// Tasks traced: the sandbox's init, and every process and thread created below it.
+    pub tasks: u32,
     /// Syscall stops handled.
     pub events: u64,
+}
+
+/// The file-related syscalls the seccomp filter stops (x86_64 numbers), and how each
+/// names its path. Everything else runs untraced at native speed.
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod syscalls {
+    /// How a syscall's arguments name a path.
+    #[derive(Debug, Clone, Copy)]
+    pub(crate) enum Shape {
+        /// `path` is argument `p`; `flags` (open flags) at `f` when given.
+        Path { p: usize, open_flags: Option<usize> },
+        /// `dirfd` at `d`, `path` at `p`; `at_flags` (AT_*) at `f` or open flags at `o`.
+        At { d: usize, p: usize, at_flags: Option<usize>, open_flags: Option<usize> },
+        /// openat2: dirfd, path, `struct open_how *`.
+        OpenAt2,
+        /// The path of the fd in argument 0.
+        Fd,
+        /// connect(fd, sockaddr, len): a unix socket's path.
+        Connect,
+    }
+    use super::AccessKind::{self, *};
+    use Shape::{At, Fd, OpenAt2, Path};
+
+    /// (number, kind, follows the last symlink by default, shape).
+    pub(crate) const TRACED: &[(i64, AccessKind, bool, Shape)] = &[
+        (2, Open, true, Path { p: 0, open_flags: Some(1) }),                            // open
+        (257, Open, true, At { d: 0, p: 1, at_flags: None, open_flags: Some(2) }),       // openat
+        (437, Open, true, OpenAt2),                                                      // openat2
+        (85, Create, true, Path { p: 0, open_flags: None }),                             // creat
+        (59, Exec, true, Path { p: 0, open_flags: None }),                               // execve
+        (322, Exec, true, At { d: 0, p: 1, at_flags: Some(4), open_flags: None }),       // execveat
+        (4, Stat, true, Path { p: 0, open_flags: None }),                                // stat
+        (6, Stat, false, Path { p: 0, open_flags: None }),                               // lstat
+        (262, Stat, true, At { d: 0, p: 1, at_flags: Some(3), open_flags: None }),       // newfstatat
+        (332, Stat, true, At { d: 0, p: 1, at_flags: Some(2), open_flags: None }),       // statx
+        (137, Stat, true, Path { p: 0, open_flags: None }),                              // statfs
+        (21, Access, true, Path { p: 0, open_flags: None }),                             // access
+        (269, Access, true, At { d: 0, p: 1, at_flags: None, open_flags: None }),        // faccessat
+        (439, Access, true, At { d: 0, p: 1, at_flags: Some(3), open_flags: None }),     // faccessat2
+        (89, Readlink, false, Path { p: 0, open_flags: None }),                          // readlink
+        (267, Readlink, false, At { d: 0, p: 1, at_flags: None, open_flags: None }),     // readlinkat
+        (217, ListDir, true, Fd),                                                        // getdents64
+        (78, ListDir, true, Fd),                                                         // getdents
+        (83, Create, false, Path { p: 0, open_flags: None }),                            // mkdir
+        (258, Create, false, At { d: 0, p: 1, at_flags: None, open_flags: None }),       // mkdirat
+        (80, Chdir, true, Path { p: 0, open_flags: None }),                              // chdir
+        (42, Connect, true, Shape::Connect),                                                    // connect
+        (134, Open, true, Path { p: 0, open_flags: None }),                              // uselib
+    ];
+
+    /// Looks a syscall number up.
+    pub(crate) fn find(nr: i64) -> Option<(AccessKind, bool, Shape)> {
+        TRACED.iter().find(|t| t.0 == nr).map(|t| (t.1, t.2, t.3))
+    }
+}
+
+/// Joins `name` (as a process gave it) to `base` (its cwd or directory fd's path), folds
+/// duplicate slashes, and keeps `.`/`..` (see [`Access::path`]).
+pub fn join_path(base: &str, name: &str) -> String {
+    let joined = if name.starts_with('/') { name.to_string() } else { format!("{base}/{name}") };
+    let mut out = String::with_capacity(joined.len());
+    for c in joined.split('/').filter(|c| !c.is_empty()) {
+        out.push('/');
+        out.push_str(c);
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_keeps_dots_and_folds_slashes() {
+        assert_eq!(join_path("/app", "x.py"), "/app/x.py");
+        assert_eq!(join_path("/app", "/etc//passwd"), "/etc/passwd");
+        assert_eq!(join_path("/", "../a/./b/"), "/../a/./b");
+        assert_eq!(join_path("/", ""), "/");
+    }
+
+    #[test]
+    fn syscall_table_has_no_duplicates() {
+        let mut nrs: Vec<i64> = syscalls::TRACED.iter().map(|t| t.0).collect();
+        nrs.sort();
+        nrs.dedup();
+        assert_eq!(nrs.len(), syscalls::TRACED.len());
+    }
 }

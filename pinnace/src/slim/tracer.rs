@@ -1,0 +1,290 @@
+//! The tracer: ptrace over the sandbox's whole process tree, with a seccomp filter that
+//! stops only the file-related syscalls of [`trace::syscalls`](super::trace), so the
+//! traced app runs at near native speed.
+//!
+//! Runs in the sandbox's outer process (see [`init`](super::init)), which is the
+//! tracer of the init process and, through `PTRACE_O_TRACEFORK/VFORK/CLONE`, of every
+//! process and thread below it. Each seccomp stop is read at syscall entry (registers,
+//! then the path from the tracee's memory with `process_vm_readv`); a relative path is
+//! joined to `/proc/PID/cwd` or `/proc/PID/fd/DIRFD`, which the kernel prints as the
+//! tracee sees them (inside its pivoted root). The result of the syscall is not needed:
+//! whether a path exists is decided against the image's own tree, not by what the app
+//! managed to create at run time.
+//!
+//! x86_64 only (syscall numbers and registers); other architectures get a clear error.
+
+use std::collections::HashSet;
+use std::io;
+
+use super::trace::{join_path, syscalls, Access, Trace};
+
+/// seccomp's "stop for the tracer" action.
+const SECCOMP_RET_TRACE: u32 = 0x7ff0_0000;
+const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
+const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+
+/// Installs the seccomp filter in the calling process (inherited by its children and
+/// kept across exec): `SECCOMP_RET_TRACE` for the traced syscalls, allow for the rest.
+///
+/// Written by hand: the program is a dozen BPF instructions (check the arch, compare
+/// the number against the table, return), less than a dependency's worth of code.
+pub(crate) fn install_filter() -> io::Result<()> {
+    const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+    const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
+    let n = syscalls::TRACED.len();
+    let ins = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+    let mut prog = vec![
+        ins(LD_W_ABS, 0, 0, 4), // seccomp_data.arch
+        ins(JEQ_K, 0, (n + 1) as u8, AUDIT_ARCH_X86_64),
+        ins(LD_W_ABS, 0, 0, 0), // seccomp_data.nr
+    ];
+    for (i, t) in syscalls::TRACED.iter().enumerate() {
+        // On a match jump over the remaining comparisons and the allow.
+        prog.push(ins(JEQ_K, (n - i) as u8, 0, t.0 as u32));
+    }
+    prog.push(ins(RET_K, 0, 0, SECCOMP_RET_ALLOW));
+    prog.push(ins(RET_K, 0, 0, SECCOMP_RET_TRACE));
+    let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_mut_ptr() };
+    // SAFETY: fprog points at a valid program that outlives the call.
+    let r = unsafe { libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &fprog as *const _ as libc::c_ulong, 0, 0) };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// How the traced tree ended.
+#[derive(Debug)]
+pub(crate) struct Traced {
+    /// What was recorded.
+    pub trace: Trace,
+    /// The root process's wait status.
+    pub root_status: i32,
+}
+
+/// Traces `root` (a child of this process that called `PTRACE_TRACEME` and stopped
+/// itself with SIGSTOP) and everything it starts, until `root` is gone and no traced
+/// process is left.
+pub(crate) fn run(root: libc::pid_t, work: &std::path::Path) -> io::Result<Traced> {
+    let mut status = 0;
+    // SAFETY: plain syscalls on our own child.
+    unsafe {
+        if libc::waitpid(root, &mut status, libc::__WALL) != root {
+            return Err(io::Error::last_os_error());
+        }
+        if !libc::WIFSTOPPED(status) {
+            return Err(io::Error::other(format!("the sandbox init did not stop for the tracer (status {status:#x})")));
+        }
+        let opts = libc::PTRACE_O_TRACESYSGOOD
+            | libc::PTRACE_O_TRACEFORK
+            | libc::PTRACE_O_TRACEVFORK
+            | libc::PTRACE_O_TRACECLONE
+            | libc::PTRACE_O_TRACEEXEC
+            | libc::PTRACE_O_TRACESECCOMP
+            | libc::PTRACE_O_EXITKILL;
+        if libc::ptrace(libc::PTRACE_SETOPTIONS, root, 0, opts as libc::c_ulong) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        libc::ptrace(libc::PTRACE_CONT, root, 0, 0);
+    }
+    let mut t = Tracer {
+        trace: Trace { tasks: 1, ..Trace::default() },
+        seen: HashSet::from([root]),
+        fresh: HashSet::new(),
+        work: format!("{}/", work.display()),
+    };
+    let mut root_status = 0;
+    loop {
+        // SAFETY: waitpid on our (traced) children.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::__WALL) };
+        if pid < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::ECHILD) {
+                break;
+            }
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
+            if pid == root {
+                root_status = status;
+            }
+            t.seen.remove(&pid);
+            continue;
+        }
+        if !libc::WIFSTOPPED(status) {
+            continue;
+        }
+        let sig = libc::WSTOPSIG(status);
+        let event = (status >> 16) & 0xffff;
+        let mut inject = 0;
+        if sig == libc::SIGTRAP && event == libc::PTRACE_EVENT_SECCOMP {
+            t.trace.events += 1;
+            t.on_syscall(pid);
+        } else if sig == libc::SIGTRAP
+            && matches!(event, libc::PTRACE_EVENT_FORK | libc::PTRACE_EVENT_VFORK | libc::PTRACE_EVENT_CLONE)
+        {
+            let mut child: libc::c_ulong = 0;
+            // SAFETY: reads the new task's id into `child`.
+            unsafe { libc::ptrace(libc::PTRACE_GETEVENTMSG, pid, 0, &mut child as *mut libc::c_ulong) };
+            let child = child as libc::pid_t;
+            t.trace.tasks += 1;
+            // Its initial SIGSTOP may already have been seen (then it is known).
+            if t.seen.insert(child) {
+                t.fresh.insert(child);
+            }
+        } else if sig == libc::SIGSTOP && event == 0 && (t.fresh.remove(&pid) || t.seen.insert(pid)) {
+            // The initial stop of an auto-attached task (before or after its creation
+            // event): swallowed, it is ptrace's, not the app's.
+        } else if sig != libc::SIGTRAP && sig != (libc::SIGTRAP | 0x80) {
+            // A real signal for the app: delivered.
+            inject = sig;
+        }
+        // SAFETY: resumes a stopped tracee, delivering `inject` if it is a real signal.
+        unsafe { libc::ptrace(libc::PTRACE_CONT, pid, 0, inject as libc::c_ulong) };
+    }
+    Ok(Traced { trace: t.trace, root_status })
+}
+
+struct Tracer {
+    trace: Trace,
+    /// Tasks known to be traced.
+    seen: HashSet<libc::pid_t>,
+    /// Tasks announced by a creation event whose initial SIGSTOP has not come yet.
+    fresh: HashSet<libc::pid_t>,
+    /// The sandbox's work directory on the host, with a trailing `/`: the app's
+    /// stdout and stderr are files there, and `/proc/PID/fd` shows them by host path.
+    work: String,
+}
+
+impl Tracer {
+    fn on_syscall(&mut self, pid: libc::pid_t) {
+        // SAFETY: user_regs_struct is plain data; GETREGS fills it for a stopped tracee.
+        let mut regs: libc::user_regs_struct = unsafe { std::mem::zeroed() };
+        if unsafe { libc::ptrace(libc::PTRACE_GETREGS, pid, 0, &mut regs as *mut _) } != 0 {
+            return;
+        }
+        let args = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9];
+        let Some((kind, follow_default, shape)) = syscalls::find(regs.orig_rax as i64) else { return };
+        if let Some((path, follow_last)) = decode(pid, &args, follow_default, shape) {
+            if path.starts_with(&self.work) {
+                return;
+            }
+            self.trace.accesses.insert(Access { path, kind, follow_last });
+        }
+    }
+}
+
+const AT_FDCWD: i64 = -100;
+const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
+const AT_EMPTY_PATH: u64 = 0x1000;
+
+/// The absolute path and follow flag a syscall names, or `None` when it names none
+/// (a bad pointer, a socket, an abstract unix address...).
+fn decode(pid: libc::pid_t, a: &[u64; 6], follow_default: bool, shape: syscalls::Shape) -> Option<(String, bool)> {
+    use syscalls::Shape::*;
+    let open_follow = |flags: u64| flags & libc::O_NOFOLLOW as u64 == 0;
+    match shape {
+        Path { p, open_flags } => {
+            let name = read_str(pid, a[p])?;
+            let follow = open_flags.map_or(follow_default, |f| open_follow(a[f]));
+            Some((join_path(&base(pid, AT_FDCWD)?, &name), follow))
+        }
+        At { d, p, at_flags, open_flags } => {
+            let name = read_str(pid, a[p]).unwrap_or_default();
+            let flags = at_flags.map_or(0, |f| a[f]);
+            if name.is_empty() {
+                // AT_EMPTY_PATH (fstatat on an fd, fexecve): the fd itself.
+                return if flags & AT_EMPTY_PATH != 0 { Some((fd_path(pid, a[d] as i64)?, follow_default)) } else { None };
+            }
+            let follow = match (at_flags, open_flags) {
+                (_, Some(f)) => open_follow(a[f]),
+                (Some(_), None) => follow_default && flags & AT_SYMLINK_NOFOLLOW == 0,
+                (None, None) => follow_default,
+            };
+            let b = if name.starts_with('/') { String::new() } else { base(pid, a[d] as i32 as i64)? };
+            Some((join_path(&b, &name), follow))
+        }
+        OpenAt2 => {
+            let name = read_str(pid, a[1])?;
+            let how = read_mem(pid, a[2], 8)?;
+            let flags = u64::from_ne_bytes(how[..8].try_into().ok()?);
+            let b = if name.starts_with('/') { String::new() } else { base(pid, a[0] as i32 as i64)? };
+            Some((join_path(&b, &name), open_follow(flags)))
+        }
+        Fd => Some((fd_path(pid, a[0] as i32 as i64)?, true)),
+        Connect => {
+            let len = (a[2] as usize).min(110);
+            let addr = read_mem(pid, a[1], len)?;
+            if addr.len() < 3 || u16::from_ne_bytes([addr[0], addr[1]]) != libc::AF_UNIX as u16 || addr[2] == 0 {
+                return None;
+            }
+            let raw = &addr[2..];
+            let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+            let name = String::from_utf8_lossy(&raw[..end]).into_owned();
+            Some((join_path(&base(pid, AT_FDCWD)?, &name), true))
+        }
+    }
+}
+
+/// The directory a relative name starts from: the cwd for `AT_FDCWD`, else the fd's path.
+fn base(pid: libc::pid_t, dirfd: i64) -> Option<String> {
+    if dirfd == AT_FDCWD {
+        link(&format!("/proc/{pid}/cwd"))
+    } else {
+        fd_path(pid, dirfd)
+    }
+}
+
+fn fd_path(pid: libc::pid_t, fd: i64) -> Option<String> {
+    if fd < 0 {
+        return None;
+    }
+    link(&format!("/proc/{pid}/fd/{fd}"))
+}
+
+/// A `/proc` magic link's text when it names a path (not `pipe:[..]`, not deleted).
+fn link(p: &str) -> Option<String> {
+    let t = std::fs::read_link(p).ok()?;
+    let s = t.to_str()?;
+    (s.starts_with('/') && !s.ends_with(" (deleted)")).then(|| s.to_string())
+}
+
+/// Reads `len` bytes of the tracee's memory at `addr` (fewer if the mapping ends).
+fn read_mem(pid: libc::pid_t, addr: u64, len: usize) -> Option<Vec<u8>> {
+    if addr == 0 {
+        return None;
+    }
+    let mut buf = vec![0u8; len];
+    let local = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: len };
+    let remote = libc::iovec { iov_base: addr as *mut libc::c_void, iov_len: len };
+    // SAFETY: `local` points at `buf`, which is `len` bytes long.
+    let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
+    if n <= 0 {
+        return None;
+    }
+    buf.truncate(n as usize);
+    Some(buf)
+}
+
+/// Reads a NUL-terminated string (at most PATH_MAX bytes), page by page so a string
+/// that ends just before an unmapped page is still read.
+fn read_str(pid: libc::pid_t, addr: u64) -> Option<String> {
+    const PAGE: u64 = 4096;
+    let mut out = Vec::new();
+    let mut at = addr;
+    while out.len() < 4096 {
+        let chunk = (PAGE - at % PAGE) as usize;
+        let part = read_mem(pid, at, chunk)?;
+        if let Some(end) = part.iter().position(|&b| b == 0) {
+            out.extend_from_slice(&part[..end]);
+            return String::from_utf8(out).ok();
+        }
+        out.extend_from_slice(&part);
+        at += part.len() as u64;
+    }
+    None
+}
