@@ -12,10 +12,9 @@ pub mod cargo;
 pub mod extras;
 pub mod plan;
 pub mod spec;
+pub(crate) mod store;
 
-use std::collections::HashMap;
-use std::fs::File;
-use std::io::{self, BufWriter, Read};
+use std::io;
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -24,7 +23,8 @@ use serde_json::{json, Value};
 use crate::copy::{copy_image, CopyOptions, CopyReport};
 use crate::layer::{EncoderOptions, WriterError};
 use crate::oci::{self, media, Digest, Platform, RawManifest};
-use crate::transport::{self, Image, ImageRef, Source, TransportError};
+use crate::transport::{self, Image, ImageRef, TransportError};
+use store::{BlobStore, StoreError};
 
 pub use plan::{Plan, PlannedLayer};
 pub use spec::{BuildSpec, Layering, Placement};
@@ -72,6 +72,15 @@ pub enum BuildError {
     Deb(#[from] crate::deb::DebError),
 }
 
+impl From<StoreError> for BuildError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Io { path, source } => BuildError::Io { path, source },
+            StoreError::Writer(w) => BuildError::Writer(w),
+        }
+    }
+}
+
 /// One layer of the built image.
 #[derive(Debug, Clone, Serialize)]
 pub struct BuiltLayer {
@@ -112,39 +121,6 @@ pub struct BuildReport {
     pub warnings: Vec<String>,
     /// One copy report per destination.
     pub destinations: Vec<CopyReport>,
-}
-
-enum Blob {
-    Bytes(Vec<u8>),
-    File(PathBuf),
-    Base,
-}
-
-/// The built image as a [`Source`]: new blobs from the private store, base blobs from
-/// the base image's source.
-struct BuiltSource {
-    manifest: RawManifest,
-    blobs: HashMap<Digest, Blob>,
-    base: Option<Box<dyn Source>>,
-}
-
-impl Source for BuiltSource {
-    fn describe(&self) -> String {
-        "pinnace build".into()
-    }
-    fn root_manifest(&self) -> Result<RawManifest, TransportError> {
-        Ok(self.manifest.clone())
-    }
-    fn open_blob(&self, digest: &Digest, size: u64) -> Result<Box<dyn Read + Send + '_>, TransportError> {
-        match self.blobs.get(digest) {
-            Some(Blob::Bytes(b)) => Ok(Box::new(&b[..])),
-            Some(Blob::File(p)) => {
-                Ok(Box::new(io::BufReader::with_capacity(256 << 10, File::open(p).map_err(TransportError::io(p))?)))
-            }
-            Some(Blob::Base) => self.base.as_ref().expect("base blobs imply a base").open_blob(digest, size),
-            None => Err(TransportError::MissingBlob { image: self.describe(), digest: *digest, place: "build" }),
-        }
-    }
 }
 
 /// RFC 3339 time of `SOURCE_DATE_EPOCH` (or the epoch).
@@ -210,10 +186,7 @@ pub fn build(spec: &BuildSpec, load: Option<&ImageRef>, progress: bool) -> Resul
         None => None,
     };
 
-    let store = tempfile::Builder::new()
-        .prefix("pinnace-build-")
-        .tempdir()
-        .map_err(|source| BuildError::Io { path: std::env::temp_dir(), source })?;
+    let mut store = BlobStore::new("pinnace-build-")?;
     let mtime = crate::layer::writer::source_date_epoch();
     // Layers are stored gzipped, as OCI stores and registries keep them; when every
     // destination keeps plain layers (docker archives, podman, docker), they are stored
@@ -223,11 +196,10 @@ pub fn build(spec: &BuildSpec, load: Option<&ImageRef>, progress: bool) -> Resul
     });
     let layer_compression = if all_plain { crate::layer::Compression::None } else { crate::layer::Compression::Gzip };
     let enc = EncoderOptions { compression: layer_compression, ..Default::default() };
-    let mut blobs: HashMap<Digest, Blob> = HashMap::new();
     let mut layers: Vec<BuiltLayer> = Vec::new();
     if let Some(b) = &base_img {
         for l in &b.layers {
-            blobs.insert(l.digest, Blob::Base);
+            store.insert_base(l.digest);
             layers.push(BuiltLayer {
                 role: "base image".into(),
                 digest: l.digest,
@@ -237,15 +209,11 @@ pub fn build(spec: &BuildSpec, load: Option<&ImageRef>, progress: bool) -> Resul
                 files: 0,
             });
         }
-        blobs.insert(b.config.digest, Blob::Base);
+        store.insert_base(b.config.digest);
     }
     let n_base = layers.len();
-    for (i, pl) in plan.layers.iter().enumerate() {
-        let path = store.path().join(format!("layer{i}"));
-        let f = File::create(&path).map_err(|source| BuildError::Io { path: path.clone(), source })?;
-        let (w, e) = pl.builder.write(BufWriter::with_capacity(1 << 20, f), &enc, mtime)?;
-        w.into_inner().map_err(|e| BuildError::Io { path: path.clone(), source: e.into_error() })?;
-        blobs.insert(e.digest, Blob::File(path));
+    for pl in &plan.layers {
+        let e = store.write_layer(&pl.builder, &enc, mtime)?;
         layers.push(BuiltLayer {
             role: pl.role.clone(),
             digest: e.digest,
@@ -264,11 +232,12 @@ pub fn build(spec: &BuildSpec, load: Option<&ImageRef>, progress: bool) -> Resul
         .unwrap_or_else(Platform::host);
     let config = config_json(spec, &plan, base_img.as_ref(), &layers[n_base..], &platform)?;
     let config_bytes = oci::canonical_json(&config);
-    let config_digest = Digest::of(&config_bytes);
+    let config_len = config_bytes.len();
+    let config_digest = store.insert_bytes(config_bytes);
     let mut m = json!({
         "schemaVersion": 2,
         "mediaType": media::OCI_MANIFEST,
-        "config": {"mediaType": media::OCI_CONFIG, "digest": config_digest.to_string(), "size": config_bytes.len()},
+        "config": {"mediaType": media::OCI_CONFIG, "digest": config_digest.to_string(), "size": config_len},
         "layers": layers.iter().enumerate().map(|(i, l)| {
             let mt = match &base_img {
                 Some(b) if i < n_base => b.layers[i].media_type.clone(),
@@ -283,9 +252,8 @@ pub fn build(spec: &BuildSpec, load: Option<&ImageRef>, progress: bool) -> Resul
     }
     let manifest = RawManifest::new(oci::canonical_json(&m), Some(media::OCI_MANIFEST))
         .map_err(|e| BuildError::Spec(e.to_string()))?;
-    let size = layers.iter().map(|l| l.size).sum::<u64>() + config_bytes.len() as u64;
-    blobs.insert(config_digest, Blob::Bytes(config_bytes));
-    let src = BuiltSource { manifest: manifest.clone(), blobs, base: base_src };
+    let size = layers.iter().map(|l| l.size).sum::<u64>() + config_len as u64;
+    let src = store.into_source(manifest.clone(), base_src, "pinnace build");
     let mut reports = Vec::new();
     for d in &dests {
         let sink = transport::open_sink(d)?;

@@ -490,4 +490,4 @@ pub enum ResolveError {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
