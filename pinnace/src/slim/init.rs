@@ -147,7 +147,14 @@ fn outer(work: &Path) -> io::Result<i32> {
         unsafe { libc::_exit(code) };
     }
     let status = if spec.trace {
-        let traced = super::tracer::run(pid, work).map_err(err("tracing"))?;
+        let mut traced = super::tracer::run(pid, work).map_err(err("tracing"))?;
+        traced.trace.witness = fs::read(work.join("out/witness.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_else(|| super::trace::Witnessed {
+                unavailable: Some("the sandbox's init left no witness record".into()),
+                ..Default::default()
+            });
         let tmp = work.join("trace.json.tmp");
         fs::write(&tmp, serde_json::to_vec(&traced.trace).map_err(io::Error::other)?)?;
         fs::rename(&tmp, work.join("trace.json"))?;
@@ -216,7 +223,12 @@ fn init(spec: &SandboxSpec, work: &Path, merged: &Path) -> io::Result<i32> {
         fs::File::create(&target)?;
         mount(&format!("/dev/{name}"), &target, "", libc::MS_BIND, "").map_err(err(&format!("binding /dev/{name}")))?;
     }
-    for (link, target) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
+    for (link, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
         std::os::unix::fs::symlink(target, dev.join(link))?;
     }
     fs::create_dir(dev.join("shm"))?;
@@ -236,6 +248,7 @@ fn init(spec: &SandboxSpec, work: &Path, merged: &Path) -> io::Result<i32> {
         }
     }
     let out = open_path(&work.join("out"), libc::O_DIRECTORY | libc::O_RDONLY)?;
+    let witness = spec.trace.then(|| super::witness::Witness::new(merged));
     if !real_dir(&merged.join("proc")) {
         let _ = fs::remove_file(merged.join("proc"));
         fs::create_dir(merged.join("proc")).map_err(err("creating /proc"))?;
@@ -255,9 +268,40 @@ fn init(spec: &SandboxSpec, work: &Path, merged: &Path) -> io::Result<i32> {
     mount("proc", Path::new("/proc"), "proc", libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, "")
         .map_err(err("mounting /proc"))?;
     if real_dir(Path::new("/sys")) {
-        let _ = mount("sysfs", Path::new("/sys"), "sysfs", libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, "");
+        let _ = mount(
+            "sysfs",
+            Path::new("/sys"),
+            "sysfs",
+            libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            "",
+        );
     }
-    serve(spec, out)
+    let (witness, unavailable) = match witness {
+        Some(Ok(w)) => (Some(w), None),
+        Some(Err(e)) => (None, Some(format!("fanotify: {e}"))),
+        None => (None, None),
+    };
+    let mut opened = std::collections::BTreeSet::new();
+    let code = serve(spec, &out, witness.as_ref(), &mut opened)?;
+    if spec.trace {
+        let record = super::trace::Witnessed { available: witness.is_some(), unavailable, opened };
+        let bytes = serde_json::to_vec(&record).map_err(io::Error::other)?;
+        let name = cstr("witness.json");
+        // SAFETY: creates a file in the work directory through the fd opened before the pivot.
+        let fd = unsafe {
+            libc::openat(
+                out.as_raw_fd(),
+                name.as_ptr(),
+                libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC,
+                0o600,
+            )
+        };
+        check(fd)?;
+        // SAFETY: just opened.
+        let mut f = unsafe { fs::File::from_raw_fd(fd) };
+        f.write_all(&bytes)?;
+    }
+    Ok(code)
 }
 
 /// A process the init started.
@@ -274,7 +318,12 @@ fn emit(e: &Event) {
     let _ = io::stdout().lock().flush();
 }
 
-fn serve(spec: &SandboxSpec, out: OwnedFd) -> io::Result<i32> {
+fn serve(
+    spec: &SandboxSpec,
+    out: &OwnedFd,
+    witness: Option<&super::witness::Witness>,
+    opened: &mut std::collections::BTreeSet<String>,
+) -> io::Result<i32> {
     // SAFETY: signal mask and signalfd for SIGCHLD; dispositions back to default.
     let sfd = unsafe {
         libc::signal(libc::SIGINT, libc::SIG_DFL);
@@ -299,11 +348,15 @@ fn serve(spec: &SandboxSpec, out: OwnedFd) -> io::Result<i32> {
         let mut fds = [
             libc::pollfd { fd: if stdin_open { 0 } else { -1 }, events: libc::POLLIN, revents: 0 },
             libc::pollfd { fd: sfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: witness.map_or(-1, |w| w.fd()), events: libc::POLLIN, revents: 0 },
         ];
-        // SAFETY: polls two fds we own.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
+        // SAFETY: polls fds we own (-1 entries are ignored).
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 3, timeout) };
         if n < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
             return Err(io::Error::last_os_error());
+        }
+        if let Some(w) = witness {
+            w.drain(opened);
         }
         if fds[1].revents != 0 {
             let mut buf = [0u8; 128 * 8];
@@ -319,7 +372,7 @@ fn serve(spec: &SandboxSpec, out: OwnedFd) -> io::Result<i32> {
                 stop_deadline = Some(Instant::now());
             } else {
                 match serde_json::from_str::<Command>(&line) {
-                    Ok(Command::Run { id, argv }) => match spawn(spec, &out, id, &argv) {
+                    Ok(Command::Run { id, argv }) => match spawn(spec, out, id, &argv) {
                         Ok(pid) => workers.push(Worker { id, pid }),
                         Err(e) => {
                             eprintln!("pinnace sandbox: starting {argv:?}: {e}");
@@ -354,6 +407,9 @@ fn serve(spec: &SandboxSpec, out: OwnedFd) -> io::Result<i32> {
                         break;
                     }
                 }
+                if let Some(w) = witness {
+                    w.drain(opened);
+                }
                 return Ok(0);
             }
         }
@@ -382,7 +438,10 @@ fn lookup(argv0: &str, env: &[String]) -> Option<String> {
     if argv0.contains('/') {
         return Some(argv0.to_string());
     }
-    let path = env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
     path.split(':').map(|d| format!("{}/{argv0}", if d.is_empty() { "." } else { d })).find(|p| {
         let c = cstr(p);
         // SAFETY: valid path string.
@@ -445,9 +504,7 @@ fn spawn(spec: &SandboxSpec, out: &OwnedFd, id: u32, argv: &[String]) -> io::Res
     p_env.push(std::ptr::null());
     // SAFETY: credentials, the filter and execve with NULL-terminated arrays of valid strings.
     unsafe {
-        if libc::setgroups(spec.groups.len(), spec.groups.as_ptr()) != 0
-            || libc::setgid(spec.gid) != 0
-        {
+        if libc::setgroups(spec.groups.len(), spec.groups.as_ptr()) != 0 || libc::setgid(spec.gid) != 0 {
             fail("setting the image's groups", io::Error::last_os_error());
         }
         // The filter goes in while still privileged (no NO_NEW_PRIVS needed, so

@@ -314,7 +314,11 @@ impl ProbeTarget for Sandbox {
         }
         let code = self.shared.state.lock().expect("state").exited.get(&id).copied();
         let Some(code) = code else {
-            return Err(io::Error::other(format!("the sandbox ended before `{}` finished: {}", argv.join(" "), self.stderr_text())));
+            return Err(io::Error::other(format!(
+                "the sandbox ended before `{}` finished: {}",
+                argv.join(" "),
+                self.stderr_text()
+            )));
         };
         let out = self.work.join("out");
         Ok(ExecOutput {

@@ -53,6 +53,20 @@ pub struct Trace {
     pub tasks: u32,
     /// Syscall stops handled.
     pub events: u64,
+    /// What the fanotify witness saw (see [`witness`](super::witness)).
+    pub witness: Witnessed,
+}
+
+/// The fanotify witness's record.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Witnessed {
+    /// Whether fanotify could watch the sandbox's filesystem.
+    pub available: bool,
+    /// Why not, when it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
+    /// Paths inside the image (symlinks resolved: the files themselves) opened during the run.
+    pub opened: BTreeSet<String>,
 }
 
 /// The file-related syscalls the seccomp filter stops (x86_64 numbers), and how each
@@ -78,29 +92,29 @@ pub(crate) mod syscalls {
 
     /// (number, kind, follows the last symlink by default, shape).
     pub(crate) const TRACED: &[(i64, AccessKind, bool, Shape)] = &[
-        (2, Open, true, Path { p: 0, open_flags: Some(1) }),                            // open
-        (257, Open, true, At { d: 0, p: 1, at_flags: None, open_flags: Some(2) }),       // openat
-        (437, Open, true, OpenAt2),                                                      // openat2
-        (85, Create, true, Path { p: 0, open_flags: None }),                             // creat
-        (59, Exec, true, Path { p: 0, open_flags: None }),                               // execve
-        (322, Exec, true, At { d: 0, p: 1, at_flags: Some(4), open_flags: None }),       // execveat
-        (4, Stat, true, Path { p: 0, open_flags: None }),                                // stat
-        (6, Stat, false, Path { p: 0, open_flags: None }),                               // lstat
-        (262, Stat, true, At { d: 0, p: 1, at_flags: Some(3), open_flags: None }),       // newfstatat
-        (332, Stat, true, At { d: 0, p: 1, at_flags: Some(2), open_flags: None }),       // statx
-        (137, Stat, true, Path { p: 0, open_flags: None }),                              // statfs
-        (21, Access, true, Path { p: 0, open_flags: None }),                             // access
-        (269, Access, true, At { d: 0, p: 1, at_flags: None, open_flags: None }),        // faccessat
-        (439, Access, true, At { d: 0, p: 1, at_flags: Some(3), open_flags: None }),     // faccessat2
-        (89, Readlink, false, Path { p: 0, open_flags: None }),                          // readlink
-        (267, Readlink, false, At { d: 0, p: 1, at_flags: None, open_flags: None }),     // readlinkat
-        (217, ListDir, true, Fd),                                                        // getdents64
-        (78, ListDir, true, Fd),                                                         // getdents
-        (83, Create, false, Path { p: 0, open_flags: None }),                            // mkdir
-        (258, Create, false, At { d: 0, p: 1, at_flags: None, open_flags: None }),       // mkdirat
-        (80, Chdir, true, Path { p: 0, open_flags: None }),                              // chdir
-        (42, Connect, true, Shape::Connect),                                                    // connect
-        (134, Open, true, Path { p: 0, open_flags: None }),                              // uselib
+        (2, Open, true, Path { p: 0, open_flags: Some(1) }), // open
+        (257, Open, true, At { d: 0, p: 1, at_flags: None, open_flags: Some(2) }), // openat
+        (437, Open, true, OpenAt2),                          // openat2
+        (85, Create, true, Path { p: 0, open_flags: None }), // creat
+        (59, Exec, true, Path { p: 0, open_flags: None }),   // execve
+        (322, Exec, true, At { d: 0, p: 1, at_flags: Some(4), open_flags: None }), // execveat
+        (4, Stat, true, Path { p: 0, open_flags: None }),    // stat
+        (6, Stat, false, Path { p: 0, open_flags: None }),   // lstat
+        (262, Stat, true, At { d: 0, p: 1, at_flags: Some(3), open_flags: None }), // newfstatat
+        (332, Stat, true, At { d: 0, p: 1, at_flags: Some(2), open_flags: None }), // statx
+        (137, Stat, true, Path { p: 0, open_flags: None }),  // statfs
+        (21, Access, true, Path { p: 0, open_flags: None }), // access
+        (269, Access, true, At { d: 0, p: 1, at_flags: None, open_flags: None }), // faccessat
+        (439, Access, true, At { d: 0, p: 1, at_flags: Some(3), open_flags: None }), // faccessat2
+        (89, Readlink, false, Path { p: 0, open_flags: None }), // readlink
+        (267, Readlink, false, At { d: 0, p: 1, at_flags: None, open_flags: None }), // readlinkat
+        (217, ListDir, true, Fd),                            // getdents64
+        (78, ListDir, true, Fd),                             // getdents
+        (83, Create, false, Path { p: 0, open_flags: None }), // mkdir
+        (258, Create, false, At { d: 0, p: 1, at_flags: None, open_flags: None }), // mkdirat
+        (80, Chdir, true, Path { p: 0, open_flags: None }),  // chdir
+        (42, Connect, true, Shape::Connect),                 // connect
+        (134, Open, true, Path { p: 0, open_flags: None }),  // uselib
     ];
 
     /// Looks a syscall number up.

@@ -16,7 +16,7 @@
 use std::collections::HashSet;
 use std::io;
 
-use super::trace::{join_path, syscalls, Access, Trace};
+use super::trace::{join_path, syscalls, Access, AccessKind, Trace};
 
 /// seccomp's "stop for the tracer" action.
 const SECCOMP_RET_TRACE: u32 = 0x7ff0_0000;
@@ -47,7 +47,9 @@ pub(crate) fn install_filter() -> io::Result<()> {
     prog.push(ins(RET_K, 0, 0, SECCOMP_RET_TRACE));
     let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_mut_ptr() };
     // SAFETY: fprog points at a valid program that outlives the call.
-    let r = unsafe { libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &fprog as *const _ as libc::c_ulong, 0, 0) };
+    let r = unsafe {
+        libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &fprog as *const _ as libc::c_ulong, 0, 0)
+    };
     if r != 0 {
         return Err(io::Error::last_os_error());
     }
@@ -169,10 +171,11 @@ impl Tracer {
         }
         let args = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9];
         let Some((kind, follow_default, shape)) = syscalls::find(regs.orig_rax as i64) else { return };
-        if let Some((path, follow_last)) = decode(pid, &args, follow_default, shape) {
+        if let Some((path, follow_last, creates)) = decode(pid, &args, follow_default, shape) {
             if path.starts_with(&self.work) {
                 return;
             }
+            let kind = if creates { AccessKind::Create } else { kind };
             self.trace.accesses.insert(Access { path, kind, follow_last });
         }
     }
@@ -182,23 +185,44 @@ const AT_FDCWD: i64 = -100;
 const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
 const AT_EMPTY_PATH: u64 = 0x1000;
 
-/// The absolute path and follow flag a syscall names, or `None` when it names none
-/// (a bad pointer, a socket, an abstract unix address...).
-fn decode(pid: libc::pid_t, a: &[u64; 6], follow_default: bool, shape: syscalls::Shape) -> Option<(String, bool)> {
+/// The absolute path a syscall names, whether it follows a symlink in the last
+/// component, and whether it may create the path (`O_CREAT`); `None` when it names no
+/// path (a bad pointer, a socket, an abstract unix address...).
+fn decode(
+    pid: libc::pid_t,
+    a: &[u64; 6],
+    follow_default: bool,
+    shape: syscalls::Shape,
+) -> Option<(String, bool, bool)> {
+    let (path, follow, flags) = decode_path(pid, a, follow_default, shape)?;
+    Some((path, follow, flags & libc::O_CREAT as u64 != 0))
+}
+
+/// [`decode`]'s path and follow flag, with the open flags (0 when the syscall has none).
+fn decode_path(
+    pid: libc::pid_t,
+    a: &[u64; 6],
+    follow_default: bool,
+    shape: syscalls::Shape,
+) -> Option<(String, bool, u64)> {
     use syscalls::Shape::*;
     let open_follow = |flags: u64| flags & libc::O_NOFOLLOW as u64 == 0;
     match shape {
         Path { p, open_flags } => {
             let name = read_str(pid, a[p])?;
             let follow = open_flags.map_or(follow_default, |f| open_follow(a[f]));
-            Some((join_path(&base(pid, AT_FDCWD)?, &name), follow))
+            Some((join_path(&base(pid, AT_FDCWD)?, &name), follow, open_flags.map_or(0, |f| a[f])))
         }
         At { d, p, at_flags, open_flags } => {
             let name = read_str(pid, a[p]).unwrap_or_default();
             let flags = at_flags.map_or(0, |f| a[f]);
             if name.is_empty() {
                 // AT_EMPTY_PATH (fstatat on an fd, fexecve): the fd itself.
-                return if flags & AT_EMPTY_PATH != 0 { Some((fd_path(pid, a[d] as i64)?, follow_default)) } else { None };
+                return if flags & AT_EMPTY_PATH != 0 {
+                    Some((fd_path(pid, a[d] as i64)?, follow_default, 0))
+                } else {
+                    None
+                };
             }
             let follow = match (at_flags, open_flags) {
                 (_, Some(f)) => open_follow(a[f]),
@@ -206,16 +230,16 @@ fn decode(pid: libc::pid_t, a: &[u64; 6], follow_default: bool, shape: syscalls:
                 (None, None) => follow_default,
             };
             let b = if name.starts_with('/') { String::new() } else { base(pid, a[d] as i32 as i64)? };
-            Some((join_path(&b, &name), follow))
+            Some((join_path(&b, &name), follow, open_flags.map_or(0, |f| a[f])))
         }
         OpenAt2 => {
             let name = read_str(pid, a[1])?;
             let how = read_mem(pid, a[2], 8)?;
             let flags = u64::from_ne_bytes(how[..8].try_into().ok()?);
             let b = if name.starts_with('/') { String::new() } else { base(pid, a[0] as i32 as i64)? };
-            Some((join_path(&b, &name), open_follow(flags)))
+            Some((join_path(&b, &name), open_follow(flags), flags))
         }
-        Fd => Some((fd_path(pid, a[0] as i32 as i64)?, true)),
+        Fd => Some((fd_path(pid, a[0] as i32 as i64)?, true, 0)),
         Connect => {
             let len = (a[2] as usize).min(110);
             let addr = read_mem(pid, a[1], len)?;
@@ -225,7 +249,7 @@ fn decode(pid: libc::pid_t, a: &[u64; 6], follow_default: bool, shape: syscalls:
             let raw = &addr[2..];
             let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
             let name = String::from_utf8_lossy(&raw[..end]).into_owned();
-            Some((join_path(&base(pid, AT_FDCWD)?, &name), true))
+            Some((join_path(&base(pid, AT_FDCWD)?, &name), true, 0))
         }
     }
 }

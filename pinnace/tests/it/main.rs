@@ -28,5 +28,6 @@ mod pairs;
 mod props;
 mod registry;
 mod roundtrip;
+mod sandbox;
 mod tarcraft;
 mod util;
