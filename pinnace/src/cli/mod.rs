@@ -37,6 +37,8 @@ pub enum Command {
     Login(registry::LoginArgs),
     /// Log out of a registry: remove its credentials from the auth file.
     Logout(registry::LogoutArgs),
+    /// Shrink an image by watching it work (traced under probes), then prove the slim image answers the same.
+    Slim(Box<slim::SlimArgs>),
     /// Internal: the process that sets up and traces a slim sandbox.
     #[command(name = "__sandbox", hide = true)]
     Sandbox {
@@ -58,6 +60,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Doctor(a) => doctor::run(a),
         Command::Login(a) => registry::login(a),
         Command::Logout(a) => registry::logout(a),
+        Command::Slim(a) => slim::run(*a),
         Command::Sandbox { work } => std::process::exit(pinnace::slim::init::outer_main(&work)),
         Command::Trace(a) => slim::trace(a),
     }

@@ -14,12 +14,16 @@
 //! - [`rebuild`]: the slim image, written with the one layer writer.
 //! - [`verify`]: the slim image run by docker or podman with the same probes.
 
+pub mod init;
 pub mod keep;
 pub mod probe;
 pub mod rebuild;
-pub mod init;
+pub mod run;
 pub mod sandbox;
-pub mod tracer;
 pub mod trace;
+pub mod tracer;
 pub mod unpack;
 pub mod verify;
+mod witness;
+
+pub use run::{slim, SlimError, SlimOptions, SlimReport};
