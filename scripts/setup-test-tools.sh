@@ -13,7 +13,7 @@ need_root() {
 
 pkgs=(podman runc skopeo umoci docker-registry golang-go gcc g++ debootstrap
       uidmap fuse-overlayfs slirp4netns ca-certificates curl xz-utils zstd pigz time
-      apache2-utils openssl)
+      apache2-utils openssl openjdk-17-jdk-headless)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
