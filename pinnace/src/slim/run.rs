@@ -445,6 +445,9 @@ pub fn slim(opts: &SlimOptions) -> Result<SlimReport, SlimError> {
     let root = work.path().join("rootfs");
     std::fs::create_dir(&root).map_err(|e| SlimError::Usage(format!("{}: {e}", root.display())))?;
     let unpacked = unpack::unpack(src.as_ref(), &image, &root)?;
+    if sandbox::interrupted() {
+        return Err(SlimError::Interrupted);
+    }
     t.unpack = started.elapsed().as_secs_f64();
     let rc = run_config(&image);
     if rc.argv.is_empty() {
