@@ -147,15 +147,16 @@ pub fn run(a: SlimArgs) -> anyhow::Result<()> {
 fn render(r: &SlimReport) {
     let h = super::human;
     println!(
-        "{}: {} -> {} ({:.1}x smaller), files {} -> {} ({} removed, {})",
+        "{}: files {} -> {} ({:.1}x smaller), {} -> {} files ({} removed); stored {} -> {}",
         r.source,
-        h(r.original.compressed),
-        h(r.slim.compressed),
+        h(r.original.file_bytes),
+        h(r.slim.file_bytes),
         r.ratio,
         r.original.files,
         r.slim.files,
         r.files_removed,
-        h(r.bytes_removed),
+        h(r.original.compressed),
+        h(r.slim.compressed),
     );
     if let Some(d) = &r.default_probes {
         println!("probes: {d}");
@@ -220,6 +221,9 @@ pub struct TraceArgs {
     /// UID:GID to run as.
     #[arg(long, default_value = "0:0")]
     pub user: String,
+    /// Exec probes to run next to the command, right after it starts (argv, split on spaces).
+    #[arg(long = "exec")]
+    pub execs: Vec<String>,
     /// The command.
     #[arg(last = true, required = true)]
     pub argv: Vec<String>,
@@ -243,6 +247,12 @@ pub fn trace(a: TraceArgs) -> anyhow::Result<()> {
         trace: true,
     };
     let sb = Sandbox::start(&spec, &work.path().join("run"), &a.argv)?;
+    let mut execs = Vec::new();
+    for e in &a.execs {
+        let argv: Vec<String> = e.split_whitespace().map(str::to_string).collect();
+        let o = sb.exec(&argv, Duration::from_secs(10))?;
+        execs.push(serde_json::json!({"code": o.code, "stdout": String::from_utf8_lossy(&o.stdout), "timed_out": o.timed_out}));
+    }
     let deadline = std::time::Instant::now() + Duration::from_secs(a.seconds);
     while std::time::Instant::now() < deadline && sb.app_exited().is_none() {
         std::thread::sleep(Duration::from_millis(10));
@@ -250,6 +260,6 @@ pub fn trace(a: TraceArgs) -> anyhow::Result<()> {
     let code = sb.app_exited();
     let log = sb.log_tail(200);
     let t = sb.stop(libc::SIGTERM, Duration::from_secs(2))?;
-    println!("{}", serde_json::to_string_pretty(&serde_json::json!({"exit": code, "log": log, "trace": t}))?);
+    println!("{}", serde_json::to_string_pretty(&serde_json::json!({"exit": code, "log": log, "execs": execs, "trace": t}))?);
     Ok(())
 }

@@ -364,36 +364,39 @@ fn serve(
             while unsafe { libc::read(sfd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
             reap(&mut workers);
         }
-        if stdin_open && fds[0].revents != 0 {
+        // Every complete line read: one read() may bring several commands, and poll
+        // says nothing about what the BufReader already holds.
+        while stdin_open && (fds[0].revents != 0 || stdin.buffer().contains(&b'\n')) {
+            fds[0].revents = 0;
             let mut line = String::new();
             if stdin.read_line(&mut line)? == 0 {
                 // pinnace went away: stop at once.
                 stdin_open = false;
                 stop_deadline = Some(Instant::now());
-            } else {
-                match serde_json::from_str::<Command>(&line) {
-                    Ok(Command::Run { id, argv }) => match spawn(spec, out, id, &argv) {
-                        Ok(pid) => workers.push(Worker { id, pid }),
-                        Err(e) => {
-                            eprintln!("pinnace sandbox: starting {argv:?}: {e}");
-                            emit(&Event::Exited { id, code: 127 });
-                        }
-                    },
-                    Ok(Command::Kill { id }) => {
-                        for w in workers.iter().filter(|w| w.id == id) {
-                            // SAFETY: signals a process group of ours.
-                            unsafe { libc::kill(-w.pid, libc::SIGKILL) };
-                        }
+                break;
+            }
+            match serde_json::from_str::<Command>(&line) {
+                Ok(Command::Run { id, argv }) => match spawn(spec, out, id, &argv) {
+                    Ok(pid) => workers.push(Worker { id, pid }),
+                    Err(e) => {
+                        eprintln!("pinnace sandbox: starting {argv:?}: {e}");
+                        emit(&Event::Exited { id, code: 127 });
                     }
-                    Ok(Command::Stop { signal, grace_ms }) => {
-                        for w in &workers {
-                            // SAFETY: signals our workers' process groups.
-                            unsafe { libc::kill(-w.pid, signal) };
-                        }
-                        stop_deadline = Some(Instant::now() + Duration::from_millis(grace_ms));
+                },
+                Ok(Command::Kill { id }) => {
+                    for w in workers.iter().filter(|w| w.id == id) {
+                        // SAFETY: signals a process group of ours.
+                        unsafe { libc::kill(-w.pid, libc::SIGKILL) };
                     }
-                    Err(e) => eprintln!("pinnace sandbox: bad command {line:?}: {e}"),
                 }
+                Ok(Command::Stop { signal, grace_ms }) => {
+                    for w in &workers {
+                        // SAFETY: signals our workers' process groups.
+                        unsafe { libc::kill(-w.pid, signal) };
+                    }
+                    stop_deadline = Some(Instant::now() + Duration::from_millis(grace_ms));
+                }
+                Err(e) => eprintln!("pinnace sandbox: bad command {line:?}: {e}"),
             }
         }
         if let Some(d) = stop_deadline {

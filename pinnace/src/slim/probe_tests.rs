@@ -1,7 +1,9 @@
 //! Tests of [`super`]: parsing (hostile strings included), HTTP against a server on
 //! 127.0.0.1 through a host [`ProbeTarget`], chunked decoding, comparison rules.
 
+use super::http::{decode_chunked, find, parse_response};
 use super::*;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -171,6 +173,8 @@ fn probes_print_as_they_parse() {
         assert_eq!(text.parse::<Probe>().unwrap(), p, "{text}");
     }
     assert_eq!(Probe::exec("python3 -c 'import app'").unwrap().to_string(), "exec python3 -c 'import app'");
+    let e = "ftp 21:/".parse::<Probe>().unwrap_err();
+    assert!(matches!(e, ProbeError::BadProbe { .. }), "{e}");
 }
 
 #[test]

@@ -55,7 +55,7 @@ pub struct SlimOptions {
 pub struct Sizes {
     /// Manifest digest.
     pub digest: Digest,
-    /// Compressed size of the layers and config.
+    /// Stored size of the layers and config (compressed or not, as the store keeps them).
     pub compressed: u64,
     /// Bytes of file content in the final filesystem.
     pub file_bytes: u64,
@@ -92,7 +92,8 @@ pub struct SlimReport {
     pub original: Sizes,
     /// The slim image.
     pub slim: Sizes,
-    /// original.compressed / slim.compressed.
+    /// original.file_bytes / slim.file_bytes: the content of each final filesystem
+    /// (stored sizes are not comparable when the source keeps its layers uncompressed).
     pub ratio: f64,
     /// Regular files removed.
     pub files_removed: usize,
@@ -647,7 +648,7 @@ fn report(
     warnings.extend(keep.warnings().iter().cloned());
     SlimReport {
         source: source.to_string(),
-        ratio: original.compressed as f64 / slim_sizes.compressed.max(1) as f64,
+        ratio: original.file_bytes as f64 / slim_sizes.file_bytes.max(1) as f64,
         original,
         slim: slim_sizes,
         files_removed: keep.removed_files(),

@@ -11,6 +11,7 @@
 //! - [`hostile_copy`]: hostile layers through a full copy write nothing outside the destination.
 //! - [`build`]: `pinnace build` of real C, Go and Rust programs, each image run by podman.
 //! - [`props`]: property tests over arbitrary bytes (no panic, no hang).
+//! - [`slim`]: `pinnace slim` of real Debian images (Python, Node, Java, Perl, C), verified.
 
 mod atomic;
 mod build;
@@ -29,5 +30,6 @@ mod props;
 mod registry;
 mod roundtrip;
 mod sandbox;
+mod slim;
 mod tarcraft;
 mod util;

@@ -181,8 +181,12 @@ fn sandbox_leaves_the_root_pristine_writes_nothing_outside_and_cleans_up() {
     let log = v["log"].as_str().unwrap();
     assert!(log.contains("/etc/motd: No such file"), "the removal is visible inside: {log}");
     // /proc/net/dev: two header lines, then one line per interface.
-    let ifaces: Vec<&str> =
-        log.lines().skip_while(|l| !l.starts_with(" face")).skip(1).filter_map(|l| Some(l.split_once(':')?.0.trim())).collect();
+    let ifaces: Vec<&str> = log
+        .lines()
+        .skip_while(|l| !l.starts_with(" face"))
+        .skip(1)
+        .filter_map(|l| Some(l.split_once(':')?.0.trim()))
+        .collect();
     assert_eq!(ifaces, ["lo"], "loopback only:\n{log}");
     assert_eq!(snapshot(&root), before, "the unpacked root changed");
     assert_eq!(snapshot(d.path()), outside, "something was written outside the sandbox's work directory");
@@ -206,4 +210,30 @@ fn sandbox_runs_as_the_images_user_in_its_workdir() {
     let v = trace_in(&root, &tmp, &[], &["no-such-program"]);
     assert_eq!(v["exit"], 127, "{v:#}");
     assert!(v["log"].as_str().unwrap().contains("not found in $PATH"), "{v:#}");
+}
+
+#[test]
+fn exec_probes_sent_right_after_the_app_all_run() {
+    crate::require!("gcc", "ldd");
+    if !needs_root() {
+        return;
+    }
+    let d = tempdir();
+    let root = d.path().join("root");
+    host_root(&root);
+    let tmp = d.path().join("tmp");
+    fs::create_dir(&tmp).unwrap();
+    // The app and three probes are sent back to back: the init must serve every line
+    // even when one read brings several.
+    for _ in 0..3 {
+        let v = trace_in(
+            &root,
+            &tmp,
+            &["--seconds", "0", "--exec", "cat /etc/motd", "--exec", "probe whoami", "--exec", "cat /data/rel.txt"],
+            &["sh", "-c", "while :; do cat /etc/motd >/dev/null; done"],
+        );
+        let execs = v["execs"].as_array().unwrap();
+        let got: Vec<(i64, &str)> = execs.iter().map(|e| (e["code"].as_i64().unwrap(), e["stdout"].as_str().unwrap())).collect();
+        assert_eq!(got, [(0, "hello from the image\n"), (0, "0:0\n"), (0, "rel.txt")], "{v:#}");
+    }
 }
