@@ -237,3 +237,28 @@ fn exec_probes_sent_right_after_the_app_all_run() {
         assert_eq!(got, [(0, "hello from the image\n"), (0, "0:0\n"), (0, "rel.txt")], "{v:#}");
     }
 }
+
+#[test]
+fn without_privileges_the_error_names_the_missing_capability() {
+    crate::require!("gcc", "ldd", "setpriv");
+    if !needs_root() {
+        return;
+    }
+    let d = tempdir();
+    let root = d.path().join("root");
+    host_root(&root);
+    let tmp = d.path().join("tmp");
+    fs::create_dir(&tmp).unwrap();
+    run_ok(cmd("chmod").args(["-R", "a+rwX"]).arg(d.path()));
+    let mut c = cmd("setpriv");
+    c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_pinnace"))
+        .env("TMPDIR", &tmp)
+        .arg("__trace")
+        .arg(&root)
+        .args(["--", "sh", "-c", "true"]);
+    let o = run(&mut c);
+    assert_eq!(o.code(), Some(1), "{o:?}");
+    assert!(o.stderr.contains("CAP_SYS_ADMIN") && o.stderr.contains("CAP_SYS_PTRACE"), "{}", o.stderr);
+    assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0, "the work directory was not removed");
+}
