@@ -94,6 +94,20 @@ fn accesses(v: &Value) -> BTreeSet<(String, String, bool)> {
         .collect()
 }
 
+/// A test's directory with the host root in `root` and an empty `tmp` (the TMPDIR the
+/// sandbox's work directory goes to); `None` when the test cannot run here (not root).
+fn fixture() -> Option<(TestDir, std::path::PathBuf, std::path::PathBuf)> {
+    if !needs_root() {
+        return None;
+    }
+    let d = tempdir();
+    let root = d.path().join("root");
+    host_root(&root);
+    let tmp = d.path().join("tmp");
+    fs::create_dir(&tmp).unwrap();
+    Some((d, root, tmp))
+}
+
 fn needs_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
@@ -106,14 +120,7 @@ fn needs_root() -> bool {
 #[test]
 fn tracer_records_each_syscall_family_across_threads_children_and_exec() {
     crate::require!("gcc", "ldd");
-    if !needs_root() {
-        return;
-    }
-    let d = tempdir();
-    let root = d.path().join("root");
-    host_root(&root);
-    let tmp = d.path().join("tmp");
-    fs::create_dir(&tmp).unwrap();
+    let Some((_d, root, tmp)) = fixture() else { return };
     let v = trace_in(&root, &tmp, &[], &["probe"]);
     assert_eq!(v["exit"], 0, "{v:#}");
     let log = v["log"].as_str().unwrap();
@@ -157,14 +164,7 @@ fn tracer_records_each_syscall_family_across_threads_children_and_exec() {
 #[test]
 fn sandbox_leaves_the_root_pristine_writes_nothing_outside_and_cleans_up() {
     crate::require!("gcc", "ldd");
-    if !needs_root() {
-        return;
-    }
-    let d = tempdir();
-    let root = d.path().join("root");
-    host_root(&root);
-    let tmp = d.path().join("tmp");
-    fs::create_dir(&tmp).unwrap();
+    let Some((d, root, tmp)) = fixture() else { return };
     let before = snapshot(&root);
     let outside = snapshot(d.path());
     let v = trace_in(
@@ -196,14 +196,7 @@ fn sandbox_leaves_the_root_pristine_writes_nothing_outside_and_cleans_up() {
 #[test]
 fn sandbox_runs_as_the_images_user_in_its_workdir() {
     crate::require!("gcc", "ldd");
-    if !needs_root() {
-        return;
-    }
-    let d = tempdir();
-    let root = d.path().join("root");
-    host_root(&root);
-    let tmp = d.path().join("tmp");
-    fs::create_dir(&tmp).unwrap();
+    let Some((_d, root, tmp)) = fixture() else { return };
     let v = trace_in(&root, &tmp, &["--user", "1000:1001", "--workdir", "/srv/app"], &["probe", "whoami"]);
     assert_eq!(v["exit"], 0, "{v:#}");
     assert_eq!(v["log"].as_str().unwrap().trim(), "1000:1001");
@@ -215,14 +208,7 @@ fn sandbox_runs_as_the_images_user_in_its_workdir() {
 #[test]
 fn exec_probes_sent_right_after_the_app_all_run() {
     crate::require!("gcc", "ldd");
-    if !needs_root() {
-        return;
-    }
-    let d = tempdir();
-    let root = d.path().join("root");
-    host_root(&root);
-    let tmp = d.path().join("tmp");
-    fs::create_dir(&tmp).unwrap();
+    let Some((_d, root, tmp)) = fixture() else { return };
     // The app and three probes are sent back to back: the init must serve every line
     // even when one read brings several.
     for _ in 0..3 {
@@ -241,14 +227,7 @@ fn exec_probes_sent_right_after_the_app_all_run() {
 #[test]
 fn without_privileges_the_error_names_the_missing_capability() {
     crate::require!("gcc", "ldd", "setpriv");
-    if !needs_root() {
-        return;
-    }
-    let d = tempdir();
-    let root = d.path().join("root");
-    host_root(&root);
-    let tmp = d.path().join("tmp");
-    fs::create_dir(&tmp).unwrap();
+    let Some((d, root, tmp)) = fixture() else { return };
     run_ok(cmd("chmod").args(["-R", "a+rwX"]).arg(d.path()));
     let mut c = cmd("setpriv");
     c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])

@@ -8,6 +8,8 @@ use super::{walk, KeepError, Keeper, Reason};
 use crate::elf::{self, resolve_closure, Binary, ClosureOptions, GconvPolicy, HostRoot};
 use crate::fs::{NodeId, NodeKind};
 use crate::slim::trace::Trace;
+// CA bundles of the usual distributions: doctor's list (Go's `crypto/x509` one).
+use crate::analyze::doctor::tls::CA_FILES as CA_BUNDLES;
 
 /// `PATH` when the image sets none (docker's default).
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -16,15 +18,6 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 const TLS_DIRS: [&str; 6] =
     ["/etc/ssl", "/etc/pki", "/usr/lib/ssl", "/usr/local/ssl", "/usr/share/ca-certificates", "/etc/ca-certificates"];
 
-/// CA bundles of the usual distributions (the list Go's `crypto/x509` searches).
-const CA_BUNDLES: [&str; 6] = [
-    "/etc/ssl/certs/ca-certificates.crt",
-    "/etc/pki/tls/certs/ca-bundle.crt",
-    "/etc/ssl/ca-bundle.pem",
-    "/etc/pki/tls/cacert.pem",
-    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
-    "/etc/ssl/cert.pem",
-];
 
 /// glibc's built-in NSS configuration when `/etc/nsswitch.conf` is absent.
 const DEFAULT_NSSWITCH: &str = "passwd: files\ngroup: files\nhosts: dns files\n";
