@@ -221,6 +221,9 @@ pub struct TraceArgs {
     /// UID:GID to run as.
     #[arg(long, default_value = "0:0")]
     pub user: String,
+    /// Run untraced (to measure what tracing costs).
+    #[arg(long = "no-trace")]
+    pub no_trace: bool,
     /// Exec probes to run next to the command, right after it starts (argv, split on spaces).
     #[arg(long = "exec")]
     pub execs: Vec<String>,
@@ -244,22 +247,36 @@ pub fn trace(a: TraceArgs) -> anyhow::Result<()> {
         groups: vec![gid],
         cwd: a.workdir.clone(),
         hostname: "pinnace".into(),
-        trace: true,
+        trace: !a.no_trace,
     };
+    let started = std::time::Instant::now();
     let sb = Sandbox::start(&spec, &work.path().join("run"), &a.argv)?;
     let mut execs = Vec::new();
     for e in &a.execs {
         let argv: Vec<String> = e.split_whitespace().map(str::to_string).collect();
         let o = sb.exec(&argv, Duration::from_secs(10))?;
-        execs.push(serde_json::json!({"code": o.code, "stdout": String::from_utf8_lossy(&o.stdout), "timed_out": o.timed_out}));
+        execs.push(
+            serde_json::json!({"code": o.code, "stdout": String::from_utf8_lossy(&o.stdout), "timed_out": o.timed_out}),
+        );
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(a.seconds);
     while std::time::Instant::now() < deadline && sb.app_exited().is_none() {
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(Duration::from_micros(200));
     }
     let code = sb.app_exited();
+    let millis = started.elapsed().as_secs_f64() * 1000.0;
     let log = sb.log_tail(200);
-    let t = sb.stop(libc::SIGTERM, Duration::from_secs(2))?;
-    println!("{}", serde_json::to_string_pretty(&serde_json::json!({"exit": code, "log": log, "execs": execs, "trace": t}))?);
+    let t = if a.no_trace {
+        let _ = sb.stop(libc::SIGTERM, Duration::from_secs(2));
+        Default::default()
+    } else {
+        sb.stop(libc::SIGTERM, Duration::from_secs(2))?
+    };
+    println!(
+        "{}",
+        serde_json::to_string_pretty(
+            &serde_json::json!({"exit": code, "millis": millis, "log": log, "execs": execs, "trace": t})
+        )?
+    );
     Ok(())
 }

@@ -26,25 +26,16 @@ const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 /// Installs the seccomp filter in the calling process (inherited by its children and
 /// kept across exec): `SECCOMP_RET_TRACE` for the traced syscalls, allow for the rest.
 ///
-/// Written by hand: the program is a dozen BPF instructions (check the arch, compare
-/// the number against the table, return), less than a dependency's worth of code.
+/// One exception keeps the common case cheap: `newfstatat` and `statx` with
+/// `AT_EMPTY_PATH` are glibc's `fstat` on an open descriptor (a third of a Python
+/// start-up's file syscalls); the file was opened, and traced, before. They are allowed
+/// without a stop.
+///
+/// Written by hand: the program is a few dozen BPF instructions (check the arch, the two
+/// flag tests, compare the number against the table, return), less than a dependency's
+/// worth of code.
 pub(crate) fn install_filter() -> io::Result<()> {
-    const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
-    const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
-    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
-    let n = syscalls::TRACED.len();
-    let ins = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
-    let mut prog = vec![
-        ins(LD_W_ABS, 0, 0, 4), // seccomp_data.arch
-        ins(JEQ_K, 0, (n + 1) as u8, AUDIT_ARCH_X86_64),
-        ins(LD_W_ABS, 0, 0, 0), // seccomp_data.nr
-    ];
-    for (i, t) in syscalls::TRACED.iter().enumerate() {
-        // On a match jump over the remaining comparisons and the allow.
-        prog.push(ins(JEQ_K, (n - i) as u8, 0, t.0 as u32));
-    }
-    prog.push(ins(RET_K, 0, 0, SECCOMP_RET_ALLOW));
-    prog.push(ins(RET_K, 0, 0, SECCOMP_RET_TRACE));
+    let mut prog = filter_program();
     let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_mut_ptr() };
     // SAFETY: fprog points at a valid program that outlives the call.
     let r = unsafe {
@@ -54,6 +45,42 @@ pub(crate) fn install_filter() -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// The BPF program of [`install_filter`].
+fn filter_program() -> Vec<libc::sock_filter> {
+    const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+    const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+    const JSET_K: u16 = 0x45; // BPF_JMP | BPF_JSET | BPF_K
+    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
+                             // struct seccomp_data: nr at 0, arch at 4, args[i] at 16 + 8 i (low word first).
+    const NEWFSTATAT: u32 = 262;
+    const STATX: u32 = 332;
+    let others: Vec<u32> =
+        syscalls::TRACED.iter().map(|t| t.0 as u32).filter(|&n| n != NEWFSTATAT && n != STATX).collect();
+    // Instruction indexes (see the layout below); jumps are relative to the next one.
+    let allow = 9 + others.len();
+    let trace = allow + 1;
+    let to = |from: usize, target: usize| (target - from - 1) as u8;
+    let ins = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+    let mut p = vec![
+        /* 0 */ ins(LD_W_ABS, 0, 0, 4),
+        /* 1 */ ins(JEQ_K, 0, to(1, allow), AUDIT_ARCH_X86_64),
+        /* 2 */ ins(LD_W_ABS, 0, 0, 0),
+        /* 3 */ ins(JEQ_K, 0, to(3, 6), NEWFSTATAT),
+        /* 4 */ ins(LD_W_ABS, 0, 0, 16 + 8 * 3),
+        /* 5 */ ins(JSET_K, to(5, allow), to(5, trace), AT_EMPTY_PATH as u32),
+        /* 6 */ ins(JEQ_K, 0, to(6, 9), STATX),
+        /* 7 */ ins(LD_W_ABS, 0, 0, 16 + 8 * 2),
+        /* 8 */ ins(JSET_K, to(8, allow), to(8, trace), AT_EMPTY_PATH as u32),
+    ];
+    for (i, nr) in others.iter().enumerate() {
+        p.push(ins(JEQ_K, to(9 + i, trace), 0, *nr));
+    }
+    p.push(ins(RET_K, 0, 0, SECCOMP_RET_ALLOW));
+    p.push(ins(RET_K, 0, 0, SECCOMP_RET_TRACE));
+    debug_assert_eq!(p.len(), trace + 1);
+    p
 }
 
 /// How the traced tree ended.
@@ -311,4 +338,48 @@ fn read_str(pid: libc::pid_t, addr: u64) -> Option<String> {
         at += part.len() as u64;
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs the filter program on a seccomp_data (a tiny classic-BPF interpreter for the
+    /// four instructions the program uses).
+    fn verdict(nr: u32, args: [u64; 6]) -> u32 {
+        let mut data = vec![0u8; 64];
+        data[0..4].copy_from_slice(&nr.to_ne_bytes());
+        data[4..8].copy_from_slice(&AUDIT_ARCH_X86_64.to_ne_bytes());
+        for (i, a) in args.iter().enumerate() {
+            data[16 + 8 * i..24 + 8 * i].copy_from_slice(&a.to_ne_bytes());
+        }
+        let p = filter_program();
+        let (mut pc, mut acc) = (0usize, 0u32);
+        loop {
+            let f = p[pc];
+            pc += 1;
+            match f.code {
+                0x20 => acc = u32::from_ne_bytes(data[f.k as usize..f.k as usize + 4].try_into().unwrap()),
+                0x15 => pc += if acc == f.k { f.jt } else { f.jf } as usize,
+                0x45 => pc += if acc & f.k != 0 { f.jt } else { f.jf } as usize,
+                0x06 => return f.k,
+                c => panic!("unexpected BPF code {c:#x}"),
+            }
+        }
+    }
+
+    #[test]
+    fn filter_stops_file_syscalls_only() {
+        for t in syscalls::TRACED {
+            assert_eq!(verdict(t.0 as u32, [0; 6]), SECCOMP_RET_TRACE, "syscall {}", t.0);
+        }
+        for nr in [0u32, 1, 3, 5, 9, 60, 231] {
+            assert_eq!(verdict(nr, [0; 6]), SECCOMP_RET_ALLOW, "syscall {nr}");
+        }
+        // fstat through newfstatat/statx with AT_EMPTY_PATH runs without a stop.
+        assert_eq!(verdict(262, [3, 0, 0, AT_EMPTY_PATH, 0, 0]), SECCOMP_RET_ALLOW);
+        assert_eq!(verdict(262, [3, 0, 0, AT_SYMLINK_NOFOLLOW, 0, 0]), SECCOMP_RET_TRACE);
+        assert_eq!(verdict(332, [3, 0, AT_EMPTY_PATH, 0, 0, 0]), SECCOMP_RET_ALLOW);
+        assert_eq!(verdict(332, [3, 0, 0, AT_EMPTY_PATH, 0, 0]), SECCOMP_RET_TRACE);
+    }
 }

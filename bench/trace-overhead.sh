@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# What slim's tracer costs: the same command, in the same sandbox over the same unpacked
+# image, with and without tracing (ptrace + the seccomp filter that stops only
+# file-related syscalls), side by side in one run. The command is each app's start-up:
+# the interpreter loading what the fixture app imports.
+#
+#   overhead = (traced - untraced) / (untraced - sandbox)
+#
+# where "sandbox" is the untraced time of /bin/true in the same sandbox (namespaces,
+# overlayfs, pivot_root: paid by both runs, not the app's own start-up). Times are what
+# `pinnace __trace --no-trace` / `pinnace __trace` measure from the sandbox's start to the
+# app's exit; medians of ROUNDS runs. The issue's target: overhead under 20 % of the app's
+# own start-up time.
+#
+#   ROUNDS=7               runs per command and mode (default 7)
+#   BENCH_DIR=/var/tmp/pinnace-bench
+#   PINNACE_BIN=path       use this binary instead of `cargo build --release -p pinnace`
+#   NO_RESULTS=1           do not touch bench/RESULTS.md
+#
+# Needs root (the sandbox), umoci (unpacks the images), and what
+# pinnace/tests/fixtures/slim/make-images.sh needs. Writes the "trace-overhead.sh"
+# section of bench/RESULTS.md.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+cd "$BENCH_ROOT"
+ROUNDS="${ROUNDS:-7}"
+[ "$(id -u)" = 0 ] || die "run as root (the sandbox needs it)"
+command -v umoci >/dev/null || die "umoci missing (scripts/setup-test-tools.sh installs it)"
+bench_pinnace pinnace-trace
+IMAGES=$(pinnace/tests/fixtures/slim/make-images.sh)
+WORK=$(mktemp -d /var/tmp/pinnace-trace-bench.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+
+unpack() { umoci unpack --image "$IMAGES:$1" "$WORK/$1" >/dev/null 2>&1 && echo "$WORK/$1/rootfs"; }
+
+# millis ROOT MODE CMD...: median of ROUNDS runs.
+millis() {
+  local root=$1 mode=$2; shift 2
+  local flag=() i out
+  [ "$mode" = untraced ] && flag=(--no-trace)
+  for i in $(seq "$ROUNDS"); do
+    out=$("$PINNACE" __trace "$root" --seconds 60 "${flag[@]}" -- "$@")
+    python3 -c 'import json,sys; v=json.load(sys.stdin); assert v["exit"]==0, v; print(v["millis"])' <<<"$out"
+  done | median
+}
+
+rows=""
+judged_ok=1
+for tag in python node java perl; do
+  case $tag in
+    python) cmd=(python3 -c 'import ssl, json, sqlite3, http.server') ;;
+    node) cmd=(node -e 'require("http"); require("crypto")') ;;
+    java) cmd=(java -version) ;;
+    perl) cmd=(perl -MPOSIX -MFile::Spec -e 1) ;;
+  esac
+  root=$(unpack "$tag")
+  base=$(millis "$root" untraced /bin/true)
+  un=$(millis "$root" untraced "${cmd[@]}")
+  tr=$(millis "$root" traced "${cmd[@]}")
+  pct=$(awk -v t="$tr" -v u="$un" -v b="$base" 'BEGIN { printf "%.1f", 100 * (t - u) / (u - b) }')
+  ok=$(awk -v p="$pct" 'BEGIN { print (p < 20) ? "yes" : "no" }')
+  [ "$ok" = yes ] || judged_ok=0
+  log "$tag: sandbox $base ms, untraced $un ms, traced $tr ms: overhead $pct %"
+  rows+="| $tag | \`${cmd[*]}\` | $base | $un | $tr | $pct % | $ok |"$'\n'
+done
+
+SECTION="<!-- trace-overhead.sh:begin -->
+## slim's tracer: overhead on app start-up (\`bench/trace-overhead.sh\`)
+
+Command: \`ROUNDS=$ROUNDS bench/trace-overhead.sh\` at $GIT_REV, $(date -u +%Y-%m-%d). $(machine_summary)
+Each command runs in pinnace's sandbox over the unpacked fixture image, untraced
+(\`__trace --no-trace\`) and traced (ptrace + seccomp), median of $ROUNDS; \"sandbox\" is
+/bin/true untraced (set-up both pay). Overhead = (traced - untraced) / (untraced - sandbox).
+Target: under 20 %. Met on every command: $([ "$judged_ok" = 1 ] && echo yes || echo no).
+
+| image | command | sandbox ms | untraced ms | traced ms | overhead | < 20 % |
+|---|---|---|---|---|---|---|
+$rows<!-- trace-overhead.sh:end -->"
+write_section trace-overhead.sh
+printf '%s\n' "$SECTION"
