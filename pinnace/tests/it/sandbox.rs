@@ -219,7 +219,8 @@ fn exec_probes_sent_right_after_the_app_all_run() {
             &["sh", "-c", "while :; do cat /etc/motd >/dev/null; done"],
         );
         let execs = v["execs"].as_array().unwrap();
-        let got: Vec<(i64, &str)> = execs.iter().map(|e| (e["code"].as_i64().unwrap(), e["stdout"].as_str().unwrap())).collect();
+        let got: Vec<(i64, &str)> =
+            execs.iter().map(|e| (e["code"].as_i64().unwrap(), e["stdout"].as_str().unwrap())).collect();
         assert_eq!(got, [(0, "hello from the image\n"), (0, "0:0\n"), (0, "rel.txt")], "{v:#}");
     }
 }

@@ -18,7 +18,6 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 const TLS_DIRS: [&str; 6] =
     ["/etc/ssl", "/etc/pki", "/usr/lib/ssl", "/usr/local/ssl", "/usr/share/ca-certificates", "/etc/ca-certificates"];
 
-
 /// glibc's built-in NSS configuration when `/etc/nsswitch.conf` is absent.
 const DEFAULT_NSSWITCH: &str = "passwd: files\ngroup: files\nhosts: dns files\n";
 
