@@ -347,7 +347,7 @@ mod tests {
     /// Runs the filter program on a seccomp_data (a tiny classic-BPF interpreter for the
     /// four instructions the program uses).
     fn verdict(nr: u32, args: [u64; 6]) -> u32 {
-        let mut data = vec![0u8; 64];
+        let mut data = [0u8; 64];
         data[0..4].copy_from_slice(&nr.to_ne_bytes());
         data[4..8].copy_from_slice(&AUDIT_ARCH_X86_64.to_ne_bytes());
         for (i, a) in args.iter().enumerate() {
