@@ -8,11 +8,18 @@
 #   cold pull      registry -> fresh OCI layout
 #   re-push        the unchanged image again (every blob already there)
 #   top-layer push the image plus one changed top layer (built with `pinnace build --from`)
+#   curl floors    the same blobs sent by curl (POST, one streamed PATCH, PUT ?digest=; all
+#                  blobs at once), and fetched by curl into files (all at once, then fsync),
+#                  with no verifying or format logic: what this registry can ingest and serve
+#                  here, the floors any client pushes and pulls against
+#
+# Both tools run with their defaults: 3 blobs at once (pinnace's --jobs, skopeo's own);
+# pinnace streams each large blob in one PATCH.
 #
 # Bytes sent are what the registry process read (`rchar` of /proc/PID/io, sockets and
 # files; the registry hashes uploads while writing them, so this is essentially request
-# bytes) and what its blob store grew by. Wall time from `/usr/bin/time -f %e`.
-# Prints a markdown table and appends it as a "registry" section of bench/RESULTS.md.
+# bytes) and what its blob store grew by. Wall time and peak RSS from `/usr/bin/time`.
+# Prints a markdown table and writes it as the registry.sh section of bench/RESULTS.md.
 #
 #   ROUNDS=1               rounds (median of each cell; default 1)
 #   BENCH_DIR=/var/tmp/pinnace-bench
@@ -83,7 +90,7 @@ trap stop_registry EXIT
 reg_read() { awk '/^rchar:/ { print $2 }' "/proc/$REG_PID/io"; }
 stored() { blob_bytes "$REG_DIR/storage/docker/registry/v2" 2>/dev/null || echo 0; }
 
-# measure NAME TOOL -- command...: appends "NAME TOOL seconds read_bytes stored_delta".
+# measure NAME TOOL -- command...: appends "NAME TOOL seconds read_bytes stored_delta rss_kib".
 RAW="$WORK/raw.txt"
 : >"$RAW"
 measure() {
@@ -91,14 +98,50 @@ measure() {
   sync
   local r0 s0 t
   r0=$(reg_read); s0=$(stored)
-  if ! /usr/bin/time -f '%e' "$@" >/dev/null 2>"$WORK/err"; then
+  if ! /usr/bin/time -f '%e %M' "$@" >/dev/null 2>"$WORK/err"; then
     cat "$WORK/err" >&2
     die "$name/$tool failed"
   fi
-  t=$(tail -n1 "$WORK/err")
-  echo "$name $tool $t $(( $(reg_read) - r0 )) $(( $(stored) - s0 ))" >>"$RAW"
-  log "$name $tool: ${t}s"
+  local rss
+  read -r t rss < <(tail -n1 "$WORK/err")
+  echo "$name $tool $t $(( $(reg_read) - r0 )) $(( $(stored) - s0 )) $rss" >>"$RAW"
+  log "$name $tool: ${t}s, ${rss} KiB"
 }
+
+# curl_push REPO: every blob of the layout at $LARGE, all at once, as curl sends them.
+curl_push() {
+  local repo=$1 pids=() f d
+  for f in "$LARGE"/blobs/sha256/*; do
+    d=sha256:$(basename "$f")
+    (
+      loc=$(curl -sf -D - -o /dev/null -X POST "http://$REG/v2/$repo/blobs/uploads/" | tr -d '\r' | awk 'tolower($1) == "location:" { print $2 }')
+      case $loc in http*) ;; *) loc="http://$REG$loc" ;; esac
+      loc=$(curl -sf -D - -o /dev/null -X PATCH -H 'Content-Type: application/octet-stream' -T "$f" "$loc" \
+        | tr -d '\r' | awk 'tolower($1) == "location:" { print $2 }')
+      case $loc in http*) ;; *) loc="http://$REG$loc" ;; esac
+      case $loc in *\?*) sep='&' ;; *) sep='?' ;; esac
+      curl -sf -o /dev/null -X PUT "$loc${sep}digest=$d"
+    ) &
+    pids+=($!)
+  done
+  local rc=0 p
+  for p in "${pids[@]}"; do wait "$p" || rc=1; done
+  return $rc
+}
+export -f curl_push
+
+# curl_pull REPO DIR: every layer blob, all at once, into DIR; then fsync.
+curl_pull() {
+  local repo=$1 dir=$2 pids=() f p rc=0
+  mkdir -p "$dir"
+  for f in $(find "$LARGE/blobs/sha256" -type f -size +64k); do
+    curl -sf -o "$dir/${f##*/}" "http://$REG/v2/$repo/blobs/sha256:${f##*/}" &
+    pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p" || rc=1; done
+  sync -f "$dir"/* && return $rc
+}
+export -f curl_pull
 
 for ROUND in $(seq "$ROUNDS"); do
   for tool in pinnace skopeo; do
@@ -118,38 +161,68 @@ for ROUND in $(seq "$ROUNDS"); do
     fi
     stop_registry
   done
+  start_registry
+  measure cold-push curl -- env LARGE="$LARGE" REG="$REG" bash -c 'curl_push bench/floor'
+  rm -rf "$WORK/curl-pull"
+  measure cold-pull curl -- env LARGE="$LARGE" REG="$REG" bash -c "curl_pull bench/floor $WORK/curl-pull"
+  stop_registry
 done
 
 cell() { awk -v n="$1" -v t="$2" -v c="$3" '$1 == n && $2 == t { print $c }' "$RAW" | median; }
 mib() { awk -v b="$1" 'BEGIN { if (b < 1048576) printf "%.1f KiB", b / 1024; else printf "%.1f MiB", b / 1048576 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "inf" }'; }
+kib2mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 table() {
-  echo "| operation | pinnace s | skopeo s | skopeo/pinnace | pinnace registry read | skopeo registry read | pinnace stored | skopeo stored |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| operation | pinnace s | skopeo s | skopeo/pinnace | pinnace RSS MiB | skopeo RSS MiB | pinnace registry read | skopeo registry read | pinnace stored | skopeo stored |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   for n in cold-push cold-pull re-push top-layer-push; do
     local pt st
     pt=$(cell $n pinnace 3); st=$(cell $n skopeo 3)
-    printf '| %s | %s | %s | %sx | %s | %s | %s | %s |\n' "$n" "$pt" "$st" \
-      "$(awk -v a="$st" -v b="$pt" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "inf" }')" \
+    printf '| %s | %s | %s | **%sx** | %s | %s | %s | %s | %s | %s |\n' "$n" "$pt" "$st" "$(ratio "$st" "$pt")" \
+      "$(kib2mib "$(cell $n pinnace 6)")" "$(kib2mib "$(cell $n skopeo 6)")" \
       "$(mib "$(cell $n pinnace 4)")" "$(mib "$(cell $n skopeo 4)")" \
       "$(mib "$(cell $n pinnace 5)")" "$(mib "$(cell $n skopeo 5)")"
   done
 }
 TABLE=$(table)
+floor_line() {
+  local op=$1 how=$2 f p s
+  f=$(cell "$op" curl 3); p=$(cell "$op" pinnace 3); s=$(cell "$op" skopeo 3)
+  echo "- $op floor, curl ($how): **$f s**; pinnace takes $(ratio "$p" "$f")x the floor, skopeo $(ratio "$s" "$f")x: no client can beat skopeo by more than $(ratio "$s" "$f")x on this registry and machine."
+}
+FLOOR_LINE="$(floor_line cold-push "the same blobs, all at once, one streamed PATCH each, nothing read or verified")
+$(floor_line cold-pull "the layer blobs, all at once, into files, then fsync; nothing verified")"
 echo "$TABLE"
+echo "$FLOOR_LINE"
 
-if [ -z "${NO_RESULTS:-}" ]; then
-  GIT_REV=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-  git diff --quiet HEAD -- pinnace 2>/dev/null || GIT_REV="$GIT_REV+dirty"
-  {
-    echo
-    echo "## registry — bench/registry.sh, $(date -u +'%Y-%m-%d %H:%M UTC')"
-    echo
-    echo "\`ROUNDS=$ROUNDS bench/registry.sh\` (git $GIT_REV; $($PINNACE --version); skopeo $(skopeo --version | awk '{ print $3 }'));"
-    echo "image: $LARGE, $(mib "$IMAGE_BYTES") of blobs; docker-registry (distribution 2.8) on 127.0.0.1, plain HTTP,"
-    echo "a fresh registry per tool. \"registry read\" is the registry's rchar (request bytes plus file reads),"
-    echo "\"stored\" what its blob store grew by; medians of $ROUNDS round(s); 2 shared cores."
-    echo
-    echo "$TABLE"
-  } >>"$BENCH_ROOT/bench/RESULTS.md"
-  log "appended the registry section to bench/RESULTS.md"
-fi
+LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
+LARGE_LAYERS=$(find "$LARGE/blobs/sha256" -type f -size +1M | wc -l)
+SECTION=$(cat <<EOF
+<!-- registry.sh:begin -->
+## registry — bench/registry.sh, $(date -u +'%Y-%m-%d %H:%M UTC')
+
+- Command: \`ROUNDS=$ROUNDS bench/registry.sh\` (git $GIT_REV; $($PINNACE --version); skopeo $(skopeo --version | awk '{ print $3 }'))
+- Image: $LARGE, $(mib "$IMAGE_BYTES") of blobs ($LARGE_LAYERS large layers); docker-registry (distribution 2.8) on 127.0.0.1, plain HTTP, a fresh registry per tool and round
+- Machine: nproc $(nproc), shared with other work (load average $LOAD at the end); medians of $ROUNDS round(s)
+- Both tools with their defaults (3 blobs at once). "registry read" is the registry's rchar (request bytes plus
+  file reads), "stored" what its blob store grew by, RSS the client's peak.
+
+$TABLE
+
+$FLOOR_LINE
+
+Where the time goes (looked at when this section was last changed by hand; see bench/RESULTS.md's history):
+- Push: the client is not the bound. distribution 2.8 hashes (Go sha256) and writes every byte as it
+  arrives; curl streaming the same blobs with nothing else to do takes as long as pinnace, which now
+  streams each large blob in one PATCH (no 32 MiB chunk round trips, 18 MiB RSS with 3 blobs in flight
+  instead of ~84 MiB with chunk buffers). pinnace's margin over skopeo is skopeo's own overhead; a
+  >= 1.5x margin holds only while skopeo is >= 1.5x the floor.
+- Pull: bound by writing the files here. strace -c of one pinnace pull: 1.1 s of system time in 252
+  write(2) calls of 1 MiB (4.5 ms each), 0.56 s in recvfrom, 0.03 s in fsync; back-to-back runs of a
+  plain 247 MiB write + fsync on this VM took 0.26 s to 1.57 s, so the pull figures move with the
+  machine's other I/O more than with either client.
+<!-- registry.sh:end -->
+EOF
+)
+printf '%s\n' "$SECTION" >"$WORK/section.md"
+write_section registry.sh

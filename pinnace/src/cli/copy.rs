@@ -3,11 +3,13 @@
 use anyhow::Context;
 use clap::Args;
 
-use pinnace::copy::{copy, CopyOptions};
+use pinnace::copy::{copy, CopyOptions, CopyReport, LayerAction, DEFAULT_JOBS};
 use pinnace::layer::{Compression, EncoderOptions};
 use pinnace::oci::Platform;
 use pinnace::transport::registry::RegistryOptions;
 use pinnace::transport::ImageRef;
+
+use super::registry::CredsArg;
 
 const AFTER: &str = "\
 References (skopeo's syntax):
@@ -58,6 +60,18 @@ pub struct CopyArgs {
     /// CA certificates (and client certificate) for the destination registry.
     #[arg(long, value_name = "DIR")]
     pub dest_cert_dir: Option<std::path::PathBuf>,
+    /// Credentials for the source registry, instead of the auth files (a missing PASS is asked for on the terminal).
+    #[arg(long, value_name = "USER[:PASS]")]
+    pub src_creds: Option<CredsArg>,
+    /// Credentials for the destination registry, instead of the auth files.
+    #[arg(long, value_name = "USER[:PASS]")]
+    pub dest_creds: Option<CredsArg>,
+    /// Blobs transferred at once when either end is a registry.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_JOBS, value_parser = parse_jobs)]
+    pub jobs: usize,
+    /// Copy every image of a multi-platform index, and the index (instead of one platform).
+    #[arg(long, short, conflicts_with = "platform")]
+    pub all: bool,
 }
 
 /// Runs the copy and renders its report.
@@ -71,16 +85,20 @@ pub fn run(a: CopyArgs) -> anyhow::Result<()> {
     }
     let opts = CopyOptions {
         platform,
+        all: a.all,
+        jobs: a.jobs,
         progress: !a.quiet && !a.json,
         encoder: Some(EncoderOptions { compression, ..Default::default() }),
         source_registry: RegistryOptions {
             tls_verify: a.src_tls_verify,
             cert_dir: a.src_cert_dir,
+            credentials: a.src_creds.map(|c| c.resolve("--src-creds")).transpose()?,
             ..Default::default()
         },
         destination_registry: RegistryOptions {
             tls_verify: a.dest_tls_verify,
             cert_dir: a.dest_cert_dir,
+            credentials: a.dest_creds.map(|c| c.resolve("--dest-creds")).transpose()?,
             ..Default::default()
         },
     };
@@ -89,17 +107,39 @@ pub fn run(a: CopyArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else if !a.quiet {
         println!("{} -> {}", report.source, report.destination);
-        println!(
-            "manifest {} ({}){}",
-            report.manifest_digest,
-            report.manifest_media_type,
-            if report.manifest_kept { ", kept" } else { ", new" }
-        );
-        println!("config   {}", report.config_digest);
-        for l in &report.layers {
-            println!("  {:?} {} {}", l.action, l.digest, super::human(l.size));
+        render(&report, "");
+        for img in &report.images {
+            render(img, "  ");
         }
         println!("total    {}", super::human(report.size));
     }
     Ok(())
+}
+
+fn parse_jobs(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n @ 1..=64) => Ok(n),
+        _ => Err("expected a number from 1 to 64".into()),
+    }
+}
+
+/// The manifest, config, layers and what happened to them, indented by `pad`.
+fn render(r: &CopyReport, pad: &str) {
+    let kind = if r.config_digest.is_none() { "index   " } else { "manifest" };
+    let kept = if r.manifest_kept { ", kept" } else { ", new" };
+    println!("{pad}{kind} {} ({}){kept}", r.manifest_digest, r.manifest_media_type);
+    let Some(config) = &r.config_digest else { return };
+    println!("{pad}config   {config}");
+    for l in &r.layers {
+        println!("{pad}  {:?} {} {}", l.action, l.digest, super::human(l.size));
+    }
+    let count = |a: LayerAction| r.layers.iter().filter(|l| l.action == a).count();
+    let (present, mounted) = (count(LayerAction::Skipped), count(LayerAction::Mounted));
+    if present + mounted > 0 {
+        println!(
+            "{pad}skipped  {} of {} layers: {present} already there, {mounted} mounted from another repository",
+            present + mounted,
+            r.layers.len()
+        );
+    }
 }

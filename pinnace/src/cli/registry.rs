@@ -35,6 +35,69 @@ impl RegistryFlags {
     }
 }
 
+/// `--src-creds` / `--dest-creds USER[:PASS]` (skopeo's flags). Its `Debug` hides the
+/// value, so the password never reaches a log or an error message.
+#[derive(Clone)]
+pub struct CredsArg(String);
+
+impl std::fmt::Debug for CredsArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CredsArg(<redacted>)")
+    }
+}
+
+impl std::str::FromStr for CredsArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<CredsArg, String> {
+        if s.is_empty() || s.starts_with(':') {
+            return Err("expected USER[:PASS] with a user name".into());
+        }
+        Ok(CredsArg(s.to_string()))
+    }
+}
+
+impl CredsArg {
+    /// The credentials: `USER:PASS` as given (the password may hold colons), or for a bare
+    /// `USER` the password typed on the terminal without echo.
+    pub fn resolve(self, flag: &str) -> anyhow::Result<Credentials> {
+        match self.0.split_once(':') {
+            Some((user, pass)) => Ok(Credentials { username: user.to_string(), password: pass.to_string() }),
+            None => {
+                let password = read_password(&format!("Password for {} ({flag}): ", self.0))
+                    .with_context(|| format!("{flag} {}: reading the password (or pass USER:PASS)", self.0))?;
+                Ok(Credentials { username: self.0, password })
+            }
+        }
+    }
+}
+
+/// Reads one line from the terminal with echo off.
+fn read_password(prompt: &str) -> anyhow::Result<String> {
+    use std::io::{BufRead, Write};
+    use std::os::fd::AsRawFd;
+    let tty = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty").context("no terminal")?;
+    let fd = tty.as_raw_fd();
+    // SAFETY: termios is plain data, filled by tcgetattr on an open fd.
+    let mut saved: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: fd is open for the lifetime of `tty`; the pointer is to a live termios.
+    if unsafe { libc::tcgetattr(fd, &mut saved) } != 0 {
+        anyhow::bail!("not a terminal");
+    }
+    let mut quiet = saved;
+    quiet.c_lflag &= !libc::ECHO;
+    // SAFETY: as above.
+    unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) };
+    let mut out = &tty;
+    let _ = out.write_all(prompt.as_bytes());
+    let mut line = String::new();
+    let read = std::io::BufReader::new(&tty).read_line(&mut line);
+    // SAFETY: as above; restores the settings read before.
+    unsafe { libc::tcsetattr(fd, libc::TCSANOW, &saved) };
+    let _ = out.write_all(b"\n");
+    read?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}
+
 /// Arguments of `pinnace login`.
 #[derive(Debug, Args)]
 pub struct LoginArgs {

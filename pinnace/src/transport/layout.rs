@@ -13,7 +13,7 @@ use crate::blob::{file_matches, read_verified, AtomicFile, METADATA_LIMIT};
 use crate::layer::Encoded;
 use crate::oci::{self, media, Digest, RawManifest};
 
-use super::{BlobKind, FinalImage, LayerForm, Sink, Source, TransportError};
+use super::{BlobKind, ConcurrentBlobs, FinalImage, LayerForm, Presence, Sink, Source, TransportError};
 
 /// The annotation that names a manifest in index.json.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -319,26 +319,13 @@ impl LayoutSink {
     }
 }
 
-impl Sink for LayoutSink {
-    fn describe(&self) -> String {
-        format!("oci:{}", self.dir.display())
+impl ConcurrentBlobs for LayoutSink {
+    fn presence(&self, digest: &Digest, size: u64) -> Result<Presence, TransportError> {
+        let there = file_matches(&self.work.join(blob_path(digest)), *digest, size);
+        Ok(if there { Presence::Present } else { Presence::Missing })
     }
 
-    fn layer_form(&self) -> LayerForm {
-        LayerForm::Compressed
-    }
-
-    fn has_blob(&mut self, digest: &Digest, size: u64) -> Result<bool, TransportError> {
-        Ok(file_matches(&self.work.join(blob_path(digest)), *digest, size))
-    }
-
-    fn put_blob(
-        &mut self,
-        _kind: BlobKind,
-        digest: &Digest,
-        size: u64,
-        data: &mut dyn Read,
-    ) -> Result<(), TransportError> {
+    fn put_blob(&self, _kind: BlobKind, digest: &Digest, size: u64, data: &mut dyn Read) -> Result<(), TransportError> {
         let target = self.work.join(blob_path(digest));
         let mut f = self.temp()?;
         f.set_target(target.clone());
@@ -358,7 +345,7 @@ impl Sink for LayoutSink {
     }
 
     fn put_blob_with(
-        &mut self,
+        &self,
         produce: &mut dyn FnMut(&mut (dyn io::Write + Send)) -> io::Result<Encoded>,
     ) -> Result<Encoded, TransportError> {
         let mut f = self.temp()?;
@@ -367,6 +354,43 @@ impl Sink for LayoutSink {
         f.set_target(target.clone());
         f.commit().map_err(TransportError::io(target))?;
         Ok(enc)
+    }
+}
+
+impl Sink for LayoutSink {
+    fn describe(&self) -> String {
+        format!("oci:{}", self.dir.display())
+    }
+
+    fn layer_form(&self) -> LayerForm {
+        LayerForm::Compressed
+    }
+
+    fn has_blob(&mut self, digest: &Digest, size: u64) -> Result<bool, TransportError> {
+        Ok(ConcurrentBlobs::presence(self, digest, size)?.is_there())
+    }
+
+    fn put_blob(
+        &mut self,
+        kind: BlobKind,
+        digest: &Digest,
+        size: u64,
+        data: &mut dyn Read,
+    ) -> Result<(), TransportError> {
+        ConcurrentBlobs::put_blob(self, kind, digest, size, data)
+    }
+
+    fn put_blob_with(
+        &mut self,
+        produce: &mut dyn FnMut(&mut (dyn io::Write + Send)) -> io::Result<Encoded>,
+    ) -> Result<Encoded, TransportError> {
+        ConcurrentBlobs::put_blob_with(self, produce)
+    }
+
+    /// Each blob is its own temp file renamed into place, so several can be written at
+    /// once (a pull from a registry downloads them in parallel).
+    fn concurrent_blobs(&self) -> Option<&dyn ConcurrentBlobs> {
+        Some(self)
     }
 
     fn put_manifest(&mut self, image: &FinalImage) -> Result<(), TransportError> {

@@ -4,9 +4,10 @@
 //! the same shape (go-containerregistry's design): a source serves raw manifests and raw
 //! blobs by digest; everything else (platform selection, config parsing, verification,
 //! decompression) is derived once, here and in [`crate::layer`]. A sink receives, in this
-//! order: every layer blob, the config blob, the manifest, then `commit`. Nothing is
-//! visible at the destination before `commit`, and an error (or a kill) before it
-//! leaves the previous destination as it was.
+//! order: the blobs (layers and config, in any order; several at once from several
+//! threads when the sink offers [`Sink::concurrent_blobs`]), then the manifest(s), then
+//! `commit`. Nothing is visible at the destination before `commit`, and an error (or a
+//! kill) before it leaves the previous destination as it was.
 
 pub mod archive;
 pub mod daemon;
@@ -126,7 +127,13 @@ pub trait Source: Send + Sync {
     /// The manifest (or index) the reference names, as stored.
     fn root_manifest(&self) -> Result<RawManifest, TransportError>;
     /// A blob's raw bytes (not yet verified: callers go through [`Image`] helpers).
+    /// May be called from several threads at once.
     fn open_blob(&self, digest: &Digest, size: u64) -> Result<Box<dyn Read + Send + '_>, TransportError>;
+    /// Whether reads go over the network (a registry), so that reading several blobs at
+    /// once pays; local stores are bound by disk and CPU instead (default: local).
+    fn remote(&self) -> bool {
+        false
+    }
 }
 
 /// Which layer form a sink stores.
@@ -160,9 +167,50 @@ pub struct FinalImage {
     pub platform: Option<Platform>,
 }
 
+/// Whether a sink holds a blob before it is sent, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    /// Not there: it must be sent.
+    Missing,
+    /// Already there.
+    Present,
+    /// Not there, but the sink linked it from elsewhere without sending it (a registry's
+    /// cross-repository mount).
+    Mounted,
+}
+
+impl Presence {
+    /// Whether the blob need not be sent.
+    pub fn is_there(self) -> bool {
+        self != Presence::Missing
+    }
+}
+
+/// The blob half of a [`Sink`] for sinks that take several blobs at once from several
+/// threads (a registry: one connection per blob). Each method has the contract of the
+/// [`Sink`] method of the same name, with `&self`: the sink keeps its own bookkeeping
+/// behind locks. Kept apart from [`Sink`] so that sinks writing one stream (archives,
+/// daemons) keep their plain `&mut self` methods and need no locks.
+pub trait ConcurrentBlobs: Sync {
+    /// Whether the blob is there already, or was mounted just now (see [`Sink::has_blob`]).
+    fn presence(&self, digest: &Digest, size: u64) -> Result<Presence, TransportError>;
+    /// See [`Sink::put_blob`].
+    fn put_blob(&self, kind: BlobKind, digest: &Digest, size: u64, data: &mut dyn Read) -> Result<(), TransportError>;
+    /// See [`Sink::put_blob_with`].
+    fn put_blob_with(
+        &self,
+        produce: &mut dyn FnMut(&mut (dyn io::Write + Send)) -> io::Result<Encoded>,
+    ) -> Result<Encoded, TransportError>;
+}
+
 /// An image store to write to. Call order: [`Sink::put_blob`] / [`Sink::put_blob_with`]
-/// for every layer, then for the config, then [`Sink::put_manifest`], then
-/// [`Sink::commit`]. Nothing becomes visible before `commit`.
+/// (or the same through [`Sink::concurrent_blobs`]) for every layer and for the config,
+/// in any order and, through `concurrent_blobs`, several at once; then
+/// [`Sink::put_manifest`] (once per image; sinks that store indexes take every child
+/// image's manifest and then [`Sink::put_index`]); then [`Sink::commit`]. Nothing
+/// becomes visible before `commit`. The copy decides everything that goes into a
+/// manifest before it is put, so the manifest never depends on the order in which
+/// blobs finished.
 pub trait Sink {
     /// The reference, for messages.
     fn describe(&self) -> String;
@@ -193,8 +241,26 @@ pub trait Sink {
         &mut self,
         produce: &mut dyn FnMut(&mut (dyn io::Write + Send)) -> io::Result<Encoded>,
     ) -> Result<Encoded, TransportError>;
+    /// The blob methods for use from several threads at once, when the sink offers them
+    /// (default: it does not, and blobs go one at a time through `&mut self`). The copy
+    /// uses them when either end is [`Sink::remote`] / [`Source::remote`].
+    fn concurrent_blobs(&self) -> Option<&dyn ConcurrentBlobs> {
+        None
+    }
+    /// Whether writes go over the network (a registry; default: local).
+    fn remote(&self) -> bool {
+        false
+    }
     /// Records the manifest.
     fn put_manifest(&mut self, image: &FinalImage) -> Result<(), TransportError>;
+    /// Records an index (manifest list) over the manifests put before, which becomes
+    /// what the reference names at `commit` (default: the sink stores single images only).
+    fn put_index(&mut self, _index: &RawManifest) -> Result<(), TransportError> {
+        Err(TransportError::Unsupported(format!(
+            "{} stores single images, not a multi-platform index: copy one platform (leave out --all, pick one with --platform) or copy to a registry",
+            self.describe()
+        )))
+    }
     /// Makes everything visible atomically.
     fn commit(self: Box<Self>) -> Result<(), TransportError>;
 }
@@ -263,6 +329,34 @@ impl Image {
                 }
             }
         };
+        Image::with_manifest(src, raw, parsed, index)
+    }
+
+    /// The image an index entry names (`--all` copies every child this way). The child
+    /// must be an image manifest, not another index.
+    pub fn open_child(src: &dyn Source, index: &RawManifest, entry: &Descriptor) -> Result<Image, TransportError> {
+        let name = src.describe();
+        let oci_err = |source| TransportError::Oci { image: name.clone(), source };
+        let digest = oci::descriptor_digest(entry).map_err(oci_err)?;
+        let bytes = read_small(src, &digest, entry.size())?;
+        let raw = RawManifest::new(bytes, Some(entry.media_type().as_ref())).map_err(oci_err)?;
+        match raw.parse().map_err(oci_err)? {
+            Manifest::Image(m) => Image::with_manifest(src, raw, *m, Some(index.clone())),
+            Manifest::Index(_) => Err(TransportError::Unsupported(format!(
+                "{name}: index {} names another index ({digest}); nested indexes cannot be copied with --all",
+                index.digest
+            ))),
+        }
+    }
+
+    fn with_manifest(
+        src: &dyn Source,
+        raw: RawManifest,
+        parsed: ImageManifest,
+        index: Option<RawManifest>,
+    ) -> Result<Image, TransportError> {
+        let name = src.describe();
+        let oci_err = |source| TransportError::Oci { image: name.clone(), source };
         let cdesc = parsed.config();
         let cdigest = oci::descriptor_digest(cdesc).map_err(oci_err)?;
         let config = RawConfig::new(read_small(src, &cdigest, cdesc.size())?).map_err(oci_err)?;

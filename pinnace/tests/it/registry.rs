@@ -1,8 +1,10 @@
 //! `docker://` against a real registry (distribution 2.8 on 127.0.0.1, see [`harness`]):
 //! round trips with skopeo and podman, basic auth and login/logout, TLS with a private CA,
-//! bearer tokens, faults injected by a proxy ([`proxy`]), mounts and re-pushes.
+//! bearer tokens, faults injected by a proxy ([`proxy`]), mounts and re-pushes, concurrent
+//! blob transfers, and multi-platform indexes ([`images`]).
 
 mod harness;
+mod images;
 mod proxy;
 mod token;
 
@@ -143,9 +145,10 @@ fn push_pull_round_trip_with_skopeo_and_podman_then_repush_and_mount() {
     assert!(actions(&v).iter().all(|a| a == "skipped"), "{v}");
     assert_eq!(px.stats.upload_bytes.load(std::sync::atomic::Ordering::SeqCst), first_bytes, "re-push uploaded bytes");
 
-    // The same image to a second repository: mounted, not uploaded.
+    // The same image to a second repository: mounted, not uploaded (the mounts run
+    // concurrently, one connection per blob).
     let v = env.copy_json(&[&oci(fx), &format!("docker://{}/second/app:1", px.addr), NO_TLS]);
-    assert!(actions(&v).iter().all(|a| a == "skipped"), "{v}");
+    assert!(actions(&v).iter().all(|a| a == "mounted"), "{v}");
     assert_eq!(px.stats.upload_bytes.load(std::sync::atomic::Ordering::SeqCst), first_bytes, "mount uploaded bytes");
     let mounts = px.stats.log().iter().filter(|l| l.contains("mount=") && l.ends_with(" 201")).count();
     assert_eq!(mounts, fx.layer_blobs.len() + 1, "layers and config mounted: {:#?}", px.stats.log());
@@ -207,6 +210,18 @@ fn basic_auth_login_logout_and_credential_helpers() {
 
     env.ok(&["logout", &reg.addr]);
     env.fails(&["copy", &oci(fx), &dst, NO_TLS]);
+
+    // skopeo's --dest-creds / --src-creds instead of a login; never echoed back.
+    let creds = format!("{user}:{pass}");
+    let v = env.copy_json(&[&oci(fx), &format!("docker://{}/auth/creds:1", reg.addr), NO_TLS, "--dest-creds", &creds]);
+    assert_eq!(v["manifest_digest"].as_str(), Some(fx.manifest_digest.as_str()));
+    assert!(!v.to_string().contains(pass), "a password in the JSON: {v}");
+    let pulled = format!("oci:{}:t", env.path("creds-pulled").display());
+    let o = env.ok(&["copy", &format!("docker://{}/auth/creds:1", reg.addr), &pulled, NO_TLS, "--src-creds", &creds]);
+    assert!(!o.stdout.contains(pass) && !o.stderr.contains(pass));
+    check::validates(&pulled);
+    let o = env.fails(&["copy", &oci(fx), &dst, NO_TLS, "--dest-creds", &format!("{user}:not-{pass}")]);
+    assert!(o.stderr.contains("401") && !o.stderr.contains(&format!("not-{pass}")), "{}", o.stderr);
 
     // docker's config.json with a credential helper.
     let bin = env.path("bin");
@@ -376,4 +391,152 @@ fn bearer_token_flow_with_a_local_issuer() {
     assert!(scopes.iter().any(|s| s.contains("repository:tok/app:pull,push")), "{scopes:?}");
     // One token per scope per process: far fewer token requests than registry requests.
     assert!(scopes.len() <= 8, "tokens are not cached: {scopes:?}");
+}
+
+/// A layout holding `layers` random gzip layers of `size` bytes, tagged `t`.
+fn layered(dir: &std::path::Path, seed: u64, layers: usize, size: usize) -> (String, images::Desc) {
+    let m = images::image(dir, seed, layers, size, "amd64");
+    (images::tag(dir, &m, "t"), m)
+}
+
+/// Uploads overlap with the default `--jobs` (observed at the proxy, which holds every
+/// upload 300 ms), run one at a time with `--jobs 1`, and both give the same manifest.
+#[test]
+fn concurrent_push_overlaps_uploads_and_matches_a_sequential_push() {
+    crate::require!("docker-registry", "skopeo");
+    let reg = harness::start(Mode::Plain);
+    let d = tempdir();
+    let (src, m) = layered(&d.path().join("src"), 7, 5, 1 << 20);
+    let mut digests = Vec::new();
+    for (jobs, repo) in [("1", "seq"), ("3", "par")] {
+        let px = proxy::start(&reg.addr, Fault::SlowUploads { ms: 300 });
+        // A fresh environment each time: no remembered locations, so no mounts.
+        let env = Env::new();
+        let v = env.copy_json(&[&src, &format!("docker://{}/{repo}/app:1", px.addr), NO_TLS, "--jobs", jobs]);
+        assert!(actions(&v).iter().all(|a| a == "copied"), "{v}");
+        let most = px.stats.max_concurrent_uploads();
+        if jobs == "1" {
+            assert_eq!(most, 1, "--jobs 1 overlapped uploads: {:#?}", px.stats.log());
+        } else {
+            assert!(most >= 2, "no uploads overlapped with --jobs {jobs}: {:#?}", px.stats.log());
+            assert!(most <= 3, "more than --jobs uploads at once ({most})");
+        }
+        digests.push(v["manifest_digest"].as_str().unwrap().to_string());
+        let out = format!("oci:{}:t", d.path().join(repo).display());
+        run_ok(cmd("skopeo").args([
+            "copy",
+            "-q",
+            "--src-tls-verify=false",
+            &format!("docker://{}/{repo}/app:1", reg.addr),
+            &out,
+        ]));
+        check::validates(&out);
+    }
+    assert_eq!(digests, vec![m.digest.clone(), m.digest.clone()], "the manifest depends on --jobs");
+
+    // Pulls run concurrently as well and keep the digest.
+    let env = Env::new();
+    let back = format!("oci:{}:t", d.path().join("back").display());
+    let v = env.copy_json(&[&format!("docker://{}/par/app:1", reg.addr), &back, NO_TLS]);
+    assert_eq!(v["manifest_digest"].as_str(), Some(m.digest.as_str()));
+    check::validates(&back);
+}
+
+/// A connection dropped in the middle of one PATCH while other blobs upload beside it:
+/// that blob is uploaded again (distribution 2.8 cannot resume a broken PATCH), the others
+/// are not disturbed, and the image arrives whole with the digest of the source.
+#[test]
+fn a_dropped_connection_during_a_concurrent_push_recovers() {
+    crate::require!("docker-registry", "skopeo");
+    let reg = harness::start(Mode::Plain);
+    let d = tempdir();
+    let (src, m) = layered(&d.path().join("src"), 11, 4, 600_000);
+    let px = proxy::start(&reg.addr, Fault::DropPatch { after: 40_000 });
+    let env = Env::new();
+    let o = run_ok(env.cmd().env("PINNACE_REGISTRY_CHUNK_SIZE", "65536").args([
+        "copy",
+        "--json",
+        &src,
+        &format!("docker://{}/drop/app:1", px.addr),
+        NO_TLS,
+    ]));
+    let log = px.stats.log();
+    assert!(px.stats.fired(), "no PATCH was dropped: {log:#?}");
+    assert!(px.stats.max_concurrent_uploads() >= 2, "the push was not concurrent: {log:#?}");
+    let v: Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(v["manifest_digest"].as_str(), Some(m.digest.as_str()));
+    let out = format!("oci:{}:t", d.path().join("out").display());
+    run_ok(cmd("skopeo").args([
+        "copy",
+        "-q",
+        "--src-tls-verify=false",
+        &format!("docker://{}/drop/app:1", reg.addr),
+        &out,
+    ]));
+    check::validates(&out);
+}
+
+/// `--all` pushes every image of an index and then the index itself, byte for byte;
+/// without it one platform is picked, as before. A registry-to-registry `--all` copy keeps
+/// the index digest, and a store that holds single images refuses `--all` cleanly.
+#[test]
+fn all_copies_a_multi_platform_index() {
+    crate::require!("docker-registry", "skopeo");
+    let reg = harness::start(Mode::Plain);
+    let d = tempdir();
+    let dir = d.path().join("multi");
+    let amd = images::image(&dir, 21, 2, 100_000, "amd64");
+    let arm = images::image(&dir, 22, 2, 100_000, "arm64");
+    let idx = images::index(&dir, &[(amd.clone(), "amd64"), (arm.clone(), "arm64")]);
+    let src = images::tag(&dir, &idx, "t");
+    let env = Env::new();
+
+    let dst = format!("docker://{}/multi/app:1", reg.addr);
+    let v = env.copy_json(&[&src, &dst, NO_TLS, "--all"]);
+    assert_eq!(v["manifest_digest"].as_str(), Some(idx.digest.as_str()), "{v}");
+    assert!(v["config_digest"].is_null(), "{v}");
+    let children: Vec<&str> =
+        v["images"].as_array().unwrap().iter().map(|i| i["manifest_digest"].as_str().unwrap()).collect();
+    assert_eq!(children, [amd.digest.as_str(), arm.digest.as_str()]);
+    let raw = run_ok(cmd("skopeo").args(["inspect", "--raw", NO_TLS, &dst]));
+    assert_eq!(format!("sha256:{}", crate::util::sha256_hex(&raw.stdout_bytes)), idx.digest, "the index was not kept");
+    for (child, arch) in [(&amd, "amd64"), (&arm, "arm64")] {
+        // skopeo picks each platform from the index pinnace pushed.
+        let o = run_ok(cmd("skopeo").args([
+            "inspect",
+            "--config",
+            NO_TLS,
+            "--override-arch",
+            arch,
+            "--override-os",
+            "linux",
+            &dst,
+        ]));
+        let config: Value = serde_json::from_str(&o.stdout).unwrap();
+        assert_eq!(config["architecture"].as_str(), Some(arch), "{config}");
+        let out = format!("oci:{}:t", d.path().join(arch).display());
+        run_ok(cmd("skopeo").args([
+            "copy",
+            "-q",
+            "--src-tls-verify=false",
+            &format!("docker://{}/multi/app@{}", reg.addr, child.digest),
+            &out,
+        ]));
+        check::validates(&out);
+    }
+
+    // Registry to registry: the children are read from the manifests endpoint.
+    let v = env.copy_json(&[&dst, &format!("docker://{}/multi/copy:1", reg.addr), NO_TLS, "--all"]);
+    assert_eq!(v["manifest_digest"].as_str(), Some(idx.digest.as_str()), "{v}");
+
+    // Without --all: one platform, as before.
+    let v = env.copy_json(&[&src, &format!("docker://{}/multi/arm:1", reg.addr), NO_TLS, "--platform", "linux/arm64"]);
+    assert_eq!(v["manifest_digest"].as_str(), Some(arm.digest.as_str()), "{v}");
+    assert!(v.get("images").is_none(), "{v}");
+
+    // A layout stores single images: refused, and nothing is left behind.
+    let layout = d.path().join("refused");
+    let o = env.fails(&["copy", NO_TLS, "--all", &dst, &format!("oci:{}:t", layout.display())]);
+    assert!(o.stderr.contains("--all") && o.stderr.contains("index"), "{}", o.stderr);
+    assert!(!layout.exists(), "a refused --all copy left {layout:?}");
 }

@@ -317,7 +317,9 @@ impl Rng {
 
 /// Writes a hand-built OCI layout at `dir` tagged `t`, with the given uncompressed layer
 /// tars and `config` (any JSON object; its `rootfs` is filled in from the layers). Returns
-/// the reference `oci:DIR:t`. The tests' crafted images all go through this one writer.
+/// the reference `oci:DIR:t`. Crafted single images with plain layers go through this one
+/// writer; `registry/images.rs` writes the gzip-layer images and indexes the registry
+/// tests need.
 pub fn write_oci_layout(dir: &Path, layers: &[Vec<u8>], mut config: serde_json::Value) -> String {
     use serde_json::json;
     fs::create_dir_all(dir.join("blobs/sha256")).unwrap();

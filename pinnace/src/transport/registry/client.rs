@@ -282,6 +282,31 @@ impl Client {
         }
     }
 
+    /// Sends `req` once with `len` bytes streamed from `body` (`req.body` is ignored): no
+    /// retry, since the bytes cannot be sent again from here; the caller inspects the
+    /// upload session instead (see [`super::upload::Upload::stream`]).
+    pub fn send_streamed(
+        &self,
+        req: &Request<'_>,
+        body: &mut dyn Read,
+        len: u64,
+        what: &str,
+    ) -> Result<Response<Body>, RegistryError> {
+        self.base()?;
+        let mut b = http::Request::builder().method(req.method.as_http()).uri(&req.url);
+        for (k, v) in &req.headers {
+            b = b.header(*k, v);
+        }
+        if let Some(a) = self.auth_header(&req.scopes)? {
+            b = b.header("Authorization", a);
+        }
+        b = b.header("Content-Length", len.to_string());
+        let mut limited = body.take(len);
+        let r =
+            b.body(ureq::SendBody::from_reader(&mut limited)).map_err(|e| self.connect_error(what, e.to_string()))?;
+        self.run(r).map_err(|why| self.connect_error(what, why))
+    }
+
     /// One request with retries on transport errors, 429 and 5xx (when `req.retry`).
     fn raw_send(&self, req: &Request<'_>, auth: Option<String>, what: &str) -> Result<Response<Body>, RegistryError> {
         let attempts = if req.retry { MAX_ATTEMPTS } else { 1 };
@@ -373,10 +398,72 @@ fn retryable_status(status: u16) -> bool {
     status == 429 || status >= 500
 }
 
-/// `Retry-After` in seconds (the HTTP-date form is rare on registries and ignored).
+/// `Retry-After`, in either form RFC 7231 §7.1.3 allows: delay-seconds, or an HTTP-date
+/// (the time to wait is then that date minus now; a date in the past means at once).
+/// Capped at 60 s; `None` when absent or unreadable (backoff applies).
 pub fn retry_after(resp: &Response<Body>) -> Option<Duration> {
     let v = resp.headers().get("retry-after")?.to_str().ok()?;
-    v.trim().parse::<u64>().ok().map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER))
+    parse_retry_after(v, std::time::SystemTime::now())
+}
+
+fn parse_retry_after(v: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let v = v.trim();
+    let wait = match v.parse::<u64>() {
+        Ok(s) => Duration::from_secs(s),
+        Err(_) => parse_http_date(v)?.duration_since(now).unwrap_or(Duration::ZERO),
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
+}
+
+/// An HTTP-date (RFC 7231 §7.1.1.1): the IMF-fixdate `Sun, 06 Nov 1994 08:49:37 GMT`, and
+/// the obsolete forms recipients must still read, RFC 850 `Sunday, 06-Nov-94 08:49:37 GMT`
+/// and asctime `Sun Nov  6 08:49:37 1994`.
+fn parse_http_date(v: &str) -> Option<std::time::SystemTime> {
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let month = |m: &str| MONTHS.iter().position(|x| *x == m).map(|i| i as u32 + 1);
+    let (year, mon, day, time) = match v.split_once(", ") {
+        Some((_, rest)) => {
+            let f: Vec<&str> = rest.split(' ').collect();
+            match f.as_slice() {
+                // IMF-fixdate.
+                [d, m, y, t, "GMT"] if y.len() == 4 => (y.parse::<i64>().ok()?, month(m)?, d.parse::<u32>().ok()?, *t),
+                // RFC 850: two-digit years are taken as 1970-2069.
+                [date, t, "GMT"] => {
+                    let mut p = date.split('-');
+                    let (d, m, y) = (p.next()?, p.next()?, p.next()?);
+                    let y = y.parse::<i64>().ok().filter(|_| y.len() == 2)?;
+                    (if y >= 70 { 1900 + y } else { 2000 + y }, month(m)?, d.parse::<u32>().ok()?, *t)
+                }
+                _ => return None,
+            }
+        }
+        None => {
+            let f: Vec<&str> = v.split_whitespace().collect();
+            match f.as_slice() {
+                [_, m, d, t, y] => (y.parse::<i64>().ok()?, month(m)?, d.parse::<u32>().ok()?, *t),
+                _ => return None,
+            }
+        }
+    };
+    let mut hms = time.split(':').map(|x| x.parse::<u32>().ok());
+    let (h, mi, sec) = (hms.next()??, hms.next()??, hms.next()??);
+    if hms.next().is_some() || !(1..=31).contains(&day) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let secs = days_from_civil(year, mon, day) * 86_400 + i64::from(h * 3600 + mi * 60 + sec);
+    let secs = u64::try_from(secs).ok()?;
+    Some(std::time::UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 /// Sleeps before attempt `attempt + 1`: `Retry-After` when given, else backoff with jitter.
@@ -409,5 +496,41 @@ mod tests {
         assert_eq!(backoff(3, Some(Duration::from_secs(2))), Duration::from_secs(2));
         assert!(retryable_status(503) && retryable_status(429) && !retryable_status(404) && !retryable_status(401));
         assert!(!retryable_transport("tls: bad certificate") && retryable_transport("io: Connection reset by peer"));
+    }
+
+    #[test]
+    fn retry_after_in_seconds_and_http_dates() {
+        use std::time::UNIX_EPOCH;
+        // 1994-11-06 08:49:37 UTC, the RFC's example.
+        let t = UNIX_EPOCH + Duration::from_secs(784_111_777);
+        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), Some(t));
+        assert_eq!(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"), Some(t));
+        assert_eq!(parse_http_date("Sun Nov  6 08:49:37 1994"), Some(t));
+        assert_eq!(parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(UNIX_EPOCH), "the epoch itself");
+        assert_eq!(
+            parse_http_date("Tue, 29 Feb 2028 23:59:59 GMT"),
+            Some(UNIX_EPOCH + Duration::from_secs(1_835_481_599)),
+            "a leap day"
+        );
+        let before = t - Duration::from_secs(7);
+        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", before), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", t + Duration::from_secs(5)),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 09:49:37 GMT", t), Some(MAX_RETRY_AFTER), "capped");
+        assert_eq!(parse_retry_after(" 3 ", t), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after("100000", t), Some(MAX_RETRY_AFTER));
+        for bad in [
+            "soon",
+            "",
+            "-1",
+            "Sun, 06 Nov 1994 08:49:37 CET",
+            "Sun, 32 Nov 1994 08:49:37 GMT",
+            "Sun, 06 Foo 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 24:00:00 GMT",
+        ] {
+            assert_eq!(parse_retry_after(bad, t), None, "{bad:?}");
+        }
     }
 }

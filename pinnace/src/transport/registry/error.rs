@@ -103,6 +103,20 @@ pub enum RegistryError {
         /// What failed.
         why: String,
     },
+    /// A streamed upload broke off, and the registry kept the session with `offset` bytes:
+    /// sending the blob again from its source continues there
+    /// ([`RegistryError::restartable`]; the sink keeps the session for that).
+    #[error("registry {registry}, repository {repository}: the blob upload broke off after {offset} bytes (the registry kept them): {why}")]
+    UploadInterrupted {
+        /// `HOST[:PORT]`.
+        registry: String,
+        /// The repository.
+        repository: String,
+        /// Bytes the registry holds.
+        offset: u64,
+        /// What failed.
+        why: String,
+    },
     /// A bearer token could not be obtained.
     #[error("registry {registry}: token from {realm}: {why}")]
     Token {
@@ -156,9 +170,10 @@ impl RegistryError {
         }
     }
 
-    /// Whether uploading the blob again from the start may succeed.
+    /// Whether sending the blob again from its source may succeed (from the start, or
+    /// from where an interrupted session stopped).
     pub fn restartable(&self) -> bool {
-        matches!(self, RegistryError::UploadLost { .. })
+        matches!(self, RegistryError::UploadLost { .. } | RegistryError::UploadInterrupted { .. })
     }
 
     /// The HTTP status, for status errors.

@@ -137,6 +137,10 @@ impl Source for RegistrySource {
         format!("docker://{}", self.r)
     }
 
+    fn remote(&self) -> bool {
+        true
+    }
+
     fn root_manifest(&self) -> Result<RawManifest, TransportError> {
         self.manifest(&self.r.manifest_ref(), self.r.digest.as_ref()).map_err(to_transport)
     }

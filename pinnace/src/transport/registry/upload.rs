@@ -10,6 +10,15 @@
 //! and the rest of the chunk is sent from there. A blob smaller than one chunk goes as one
 //! monolithic `PUT ?digest=` with its bytes (one round trip fewer, and replayable).
 //!
+//! A blob whose size is known and larger than [`stream_min`] is not buffered at all: it
+//! goes as one `PATCH` streamed from its reader ([`Upload::stream`], like skopeo and
+//! crane), so the registry ingests at its own pace while the source is read, and memory
+//! stays at the copy's read-ahead per blob. Its bytes cannot be replayed from here, so
+//! when that `PATCH` fails the session's status is asked, and
+//! [`RegistryError::UploadInterrupted`] tells the caller how much the registry kept; the
+//! sink keeps the session, and the copy sends the blob again from its source, skipping
+//! what the registry holds.
+//!
 //! Some registries cannot resume: distribution 2.8 keeps the bytes of a broken `PATCH`
 //! but refuses the session afterwards (`BLOB_UPLOAD_INVALID`, "start over"). Then the
 //! upload fails with [`RegistryError::UploadLost`], and the caller uploads the blob again
@@ -36,6 +45,16 @@ pub fn chunk_size() -> usize {
             .and_then(|v| v.parse::<usize>().ok())
             .map_or(CHUNK, |n| n.max(64 << 10))
     })
+}
+
+/// Blobs at least this large (and larger than one chunk) are streamed in one `PATCH`;
+/// smaller ones go as one `PUT` with their bytes.
+pub const STREAM_MIN: u64 = 1 << 20;
+
+/// The size from which [`Upload::stream`] is used: [`STREAM_MIN`], or one chunk when
+/// [`chunk_size`] is set lower (tests exercise streaming with small blobs that way).
+pub fn stream_min() -> u64 {
+    STREAM_MIN.min(chunk_size() as u64)
 }
 
 /// An open upload session (see the module docs).
@@ -100,6 +119,83 @@ impl Upload {
         }
     }
 
+    /// Continues a session of which the registry holds `offset` bytes already.
+    pub fn at_offset(mut self, offset: u64) -> Upload {
+        self.offset = offset;
+        self
+    }
+
+    /// The session's URL.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// Sends the next `len` bytes of the blob from `data` as one streamed `PATCH` (see the
+    /// module docs); nothing may be buffered before. On failure, the session's status
+    /// decides: [`RegistryError::UploadInterrupted`] with the bytes the registry kept, or
+    /// [`RegistryError::UploadLost`] when it dropped the session. Errors reading `data`
+    /// come back as they are ([`StreamError::Source`]), never as registry errors, so a
+    /// corrupt source is not taken for a broken connection.
+    pub fn stream(&mut self, data: &mut dyn io::Read, len: u64) -> Result<(), StreamError> {
+        debug_assert!(self.buf.is_empty());
+        let what = "upload blob";
+        if len == 0 {
+            return Ok(());
+        }
+        let end = self.offset + len - 1;
+        let mut req = Request::new(Method::Patch, self.location.clone(), self.scopes.clone())
+            .header("Content-Type", "application/octet-stream")
+            .header("Content-Range", format!("{}-{end}", self.offset));
+        req.retry = false;
+        let mut src = Catch { inner: data, err: None };
+        let result = self.client.send_streamed(&req, &mut src, len, what);
+        if let Some(e) = src.err {
+            return Err(StreamError::Source(e));
+        }
+        self.sent += len;
+        let why = match result {
+            Ok(resp) if resp.status() == 202 => {
+                if let Some(l) = location_of(&self.client, &resp) {
+                    self.location = l.map_err(StreamError::from)?;
+                }
+                self.offset = end + 1;
+                return Ok(());
+            }
+            Ok(resp) => self.client.status_error(resp, &self.repository, what).to_string(),
+            Err(e) => e.to_string(),
+        };
+        let offset = match self.status() {
+            Ok(o) => o,
+            Err(e) => {
+                return Err(StreamError::from(RegistryError::UploadLost {
+                    registry: self.client.registry().to_string(),
+                    repository: self.repository.clone(),
+                    why: format!("{why}; then {e}"),
+                }))
+            }
+        };
+        Err(StreamError::from(RegistryError::UploadInterrupted {
+            registry: self.client.registry().to_string(),
+            repository: self.repository.clone(),
+            offset,
+            why,
+        }))
+    }
+
+    /// The session's status: how many bytes the registry holds (`GET` on its URL).
+    fn status(&mut self) -> Result<u64, RegistryError> {
+        let what = "upload status";
+        let req = Request::new(Method::Get, self.location.clone(), self.scopes.clone());
+        let resp = self.client.send(&req, what)?;
+        if resp.status() != 204 && resp.status() != 200 {
+            return Err(self.client.status_error(resp, &self.repository, what));
+        }
+        if let Some(l) = location_of(&self.client, &resp) {
+            self.location = l?;
+        }
+        Ok(range_end(&resp).unwrap_or(0))
+    }
+
     fn with_query(&self, q: &str) -> String {
         let sep = if self.location.contains('?') { '&' } else { '?' };
         format!("{}{sep}{q}", self.location)
@@ -152,16 +248,7 @@ impl Upload {
 
     /// Asks the registry how much of the session it holds and continues from there.
     fn recover(&mut self) -> Result<(), RegistryError> {
-        let what = "upload status";
-        let req = Request::new(Method::Get, self.location.clone(), self.scopes.clone());
-        let resp = self.client.send(&req, what)?;
-        if resp.status() != 204 && resp.status() != 200 {
-            return Err(self.client.status_error(resp, &self.repository, what));
-        }
-        let next = range_end(&resp).unwrap_or(0);
-        if let Some(l) = location_of(&self.client, &resp) {
-            self.location = l?;
-        }
+        let next = self.status()?;
         self.advance_to(next)
     }
 
@@ -216,6 +303,43 @@ impl Upload {
     /// Whether nothing was written yet.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// Why [`Upload::stream`] failed.
+#[derive(Debug)]
+pub enum StreamError {
+    /// Reading the blob failed: the reader's own error (a digest mismatch, a truncation).
+    Source(io::Error),
+    /// The request or the session failed ([`RegistryError::UploadInterrupted`] when the
+    /// registry kept the session).
+    Registry(Box<RegistryError>),
+}
+
+impl From<RegistryError> for StreamError {
+    fn from(e: RegistryError) -> StreamError {
+        StreamError::Registry(Box::new(e))
+    }
+}
+
+/// A reader that keeps the first error it returned, so that a failed request can tell a
+/// source that failed (digest mismatch, truncation) from a connection that did.
+struct Catch<'a> {
+    inner: &'a mut dyn io::Read,
+    err: Option<io::Error>,
+}
+
+impl io::Read for Catch<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.inner.read(buf) {
+            Err(e) => {
+                // The original goes to the caller; the HTTP client gets a stand-in.
+                let stand_in = io::Error::new(e.kind(), "reading the blob failed");
+                self.err.get_or_insert(e);
+                Err(stand_in)
+            }
+            ok => ok,
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! A small HTTP/1.1 proxy between pinnace and the registry that counts upload bytes and
-//! injects faults: a connection dropped in the middle of a blob upload, a 500 or 429 with
-//! `Retry-After`, a truncated manifest, a blob with one byte changed.
+//! how many uploads are in flight at once, and injects faults: a connection dropped in the
+//! middle of a blob upload, a 500 or 429 with `Retry-After`, a truncated manifest, a blob
+//! with one byte changed, uploads slowed down (so that concurrent ones surely overlap).
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -21,6 +22,9 @@ pub enum Fault {
     TruncateManifest,
     /// Flip a byte in the middle of every blob served.
     CorruptBlob,
+    /// Hold every upload request carrying data (PATCH, PUT with a body) for `ms` before
+    /// it goes on to the registry.
+    SlowUploads { ms: u64 },
 }
 
 /// What went through.
@@ -31,6 +35,8 @@ pub struct Stats {
     /// `METHOD PATH STATUS` per request.
     pub requests: Mutex<Vec<String>>,
     fired: AtomicBool,
+    uploading: AtomicU64,
+    max_uploading: AtomicU64,
 }
 
 impl Stats {
@@ -41,6 +47,27 @@ impl Stats {
     /// Whether the fault happened.
     pub fn fired(&self) -> bool {
         self.fired.load(Ordering::SeqCst)
+    }
+    /// The most upload requests carrying data that were in flight at the same time.
+    pub fn max_concurrent_uploads(&self) -> u64 {
+        self.max_uploading.load(Ordering::SeqCst)
+    }
+}
+
+/// Counts an upload request in flight until dropped.
+struct InFlight<'a>(&'a Stats);
+
+impl<'a> InFlight<'a> {
+    fn new(st: &'a Stats) -> InFlight<'a> {
+        let now = st.uploading.fetch_add(1, Ordering::SeqCst) + 1;
+        st.max_uploading.fetch_max(now, Ordering::SeqCst);
+        InFlight(st)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.uploading.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -149,6 +176,11 @@ fn serve(client: TcpStream, upstream: &str, fault: &Fault, st: &Stats) -> io::Re
                 record(&format!("{status} (injected)"));
                 continue;
             }
+        }
+        let uploading = path.contains("/blobs/uploads/") && body > 0;
+        let _in_flight = uploading.then(|| InFlight::new(st));
+        if let (Fault::SlowUploads { ms }, true) = (fault, uploading) {
+            std::thread::sleep(std::time::Duration::from_millis(*ms));
         }
         sw.write_all(&req.raw)?;
         if path.contains("/blobs/uploads/") {
