@@ -12,18 +12,8 @@
 # from minbase (about 125 MiB), not from a full `python:3`-style image of about 1 GB with
 # compilers and headers, so the same work gives smaller ratios than DockerSlim's headline.
 #
-# Tracing overhead, measured honestly with what the run itself records: each HTTP probe
-# retries its port every 50 ms from the moment the app is started, so the first probe's
-# time is the app's start-up (to its first answer, at 50 ms resolution): on the original
-# image in pinnace's sandbox under ptrace+seccomp ("traced"), and on the slim image in a
-# docker container after `docker run -d` returned ("untraced"). The two differ in more than
-# tracing: the untraced side also pays docker's port proxy and runc's container start
-# after `run -d` returns, the traced side pinnace's own sandbox set-up, and the files and
-# page cache differ (original vs slim image). So the figure does not isolate the cost of
-# tracing: a negative "overhead" means that cost is below what this method resolves. It is
-# the median of ROUNDS runs. The issue's target: tracing overhead under 20 % of the app's
-# own start-up. Images whose start-up is below the resolution (the C service) are
-# reported but not judged.
+# Tracing overhead is measured by bench/trace-overhead.sh (the same commands traced and
+# untraced in the same sandbox); this script times the whole slim.
 #
 #   ROUNDS=3               runs per image (default 3; the ratio is the same every time)
 #   BENCH_DIR=/var/tmp/pinnace-bench
@@ -85,7 +75,6 @@ PY
 }
 
 ROWS=""
-OVERHEAD_ROWS=""
 for spec in "${SPECS[@]}"; do
   IFS='|' read -r tag what probes <<<"$spec"
   # shellcheck disable=SC2206
@@ -94,7 +83,7 @@ for spec in "${SPECS[@]}"; do
     [ "${args[$i]}" = perl_report ] && args[$i]="perl /app/worker.pl --report"
   done
   orig=$(cat "$IMAGES/$tag.size")
-  walls=() traced=() untraced=()
+  walls=()
   verified="" agree="" total="" slim_bytes="" rt=""
   for r in $(seq 1 "$ROUNDS"); do
     out="$W/$tag-slim.tar"
@@ -109,8 +98,7 @@ for spec in "${SPECS[@]}"; do
     fi
     t1=$(date +%s.%N)
     walls+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')")
-    read -r verified agree total tms ums _ rt < <(report_fields "$W/$tag.json")
-    [ "$tms" = - ] || { traced+=("$tms"); untraced+=("$ums"); }
+    read -r verified agree total _ _ _ rt < <(report_fields "$W/$tag.json")
     slim_bytes=$(layer_bytes "$out")
   done
   if [ "$verified" = failed ]; then
@@ -120,14 +108,6 @@ for spec in "${SPECS[@]}"; do
   wall=$(printf '%s\n' "${walls[@]}" | median)
   ratio=$(awk -v a="$orig" -v b="$slim_bytes" 'BEGIN { printf "%.1f", a / b }')
   ROWS+="| $tag | $what | $(mib "$orig") | $(mib "$slim_bytes") | **${ratio}x** | $wall | $agree/$total ($rt) |"$'\n'
-  if [ "${#traced[@]}" -gt 0 ]; then
-    tmed=$(printf '%s\n' "${traced[@]}" | median)
-    umed=$(printf '%s\n' "${untraced[@]}" | median)
-    read -r over met < <(awk -v t="$tmed" -v u="$umed" 'BEGIN {
-      if (u < 100) { printf "%+.0fms n/a\n", t - u; exit }
-      o = (t - u) / u * 100; printf "%+.0f%% %s\n", o, (o < 20 ? "yes" : "no") }')
-    OVERHEAD_ROWS+="| $tag | $tmed | $umed | $over | $met |"$'\n'
-  fi
   log "$tag: $(mib "$orig") MiB -> $(mib "$slim_bytes") MiB (${ratio}x), $wall s, $agree/$total probes agree"
 done
 
@@ -149,14 +129,8 @@ DockerSlim's published ratios, for comparison: about **30x** from full Debian/Ub
 from alpine or distroless bases. The originals above are minbase images (no compilers, docs or apt lists
 beyond what apt-get installs), between those two kinds of starting point.
 
-Tracing overhead: the app's start-up to its first HTTP answer (ms, 50 ms resolution, median of $ROUNDS),
-traced (original image, pinnace's sandbox, ptrace+seccomp) vs untraced (slim image, docker). Not an isolated
-measurement of tracing: the docker side also pays its port proxy and container start, so a negative overhead
-means the tracing cost is below what this method resolves (see the script's header). Target: under 20 %.
-
-| image | traced ms | untraced ms | overhead | under 20 % |
-|---|---|---|---|---|
-${OVERHEAD_ROWS}<!-- slim.sh:end -->"
+Tracing overhead: see the trace-overhead.sh section (traced against untraced in the same sandbox).
+<!-- slim.sh:end -->"
 
 printf '%s\n' "$SECTION"
 write_section slim.sh
