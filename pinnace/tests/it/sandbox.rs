@@ -200,6 +200,11 @@ fn sandbox_runs_as_the_images_user_in_its_workdir() {
     let v = trace_in(&root, &tmp, &["--user", "1000:1001", "--workdir", "/srv/app"], &["probe", "whoami"]);
     assert_eq!(v["exit"], 0, "{v:#}");
     assert_eq!(v["log"].as_str().unwrap().trim(), "1000:1001");
+    // The tracer raises its own priority; the app keeps pinnace's.
+    let v = trace_in(&root, &tmp, &[], &["probe", "nice"]);
+    // SAFETY: getpriority has no preconditions.
+    let ours = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+    assert_eq!(v["log"].as_str().unwrap().trim(), ours.to_string(), "{v:#}");
     let v = trace_in(&root, &tmp, &[], &["no-such-program"]);
     assert_eq!(v["exit"], 127, "{v:#}");
     assert!(v["log"].as_str().unwrap().contains("not found in $PATH"), "{v:#}");

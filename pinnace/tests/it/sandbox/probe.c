@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -20,6 +21,10 @@ static void *thread_open(void *arg) {
 }
 
 int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "nice") == 0) {
+        printf("%d\n", getpriority(PRIO_PROCESS, 0));
+        return 0;
+    }
     if (argc > 1 && strcmp(argv[1], "whoami") == 0) {
         printf("%d:%d\n", getuid(), getgid());
         return 0;
