@@ -408,6 +408,23 @@ fn sandbox_run(
     Ok((outcomes, t, log))
 }
 
+/// A thread joined when dropped (so it ends before the work directory's own removal).
+struct Background(Option<std::thread::JoinHandle<()>>);
+
+impl Background {
+    fn spawn(f: impl FnOnce() + Send + 'static) -> Background {
+        Background(Some(std::thread::spawn(f)))
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(h) = self.0.take() {
+            let _ = h.join();
+        }
+    }
+}
+
 /// Leftover work directories of slim runs whose pinnace is gone (killed with SIGKILL:
 /// the sandbox died with it, its directory did not).
 fn sweep_stale(parent: &Path) {
@@ -494,6 +511,11 @@ pub fn slim(opts: &SlimOptions) -> Result<SlimReport, SlimError> {
         &RebuildOptions { split_by_source_layers: opts.split_layers, ..Default::default() },
     )?;
     t.rebuild = t0.elapsed().as_secs_f64();
+    // The unpacked original is no longer read (the tree is in memory): remove it while
+    // the runtime verifies, rather than after (thousands of files, seconds on ext4).
+    let _removing = Background::spawn(move || {
+        let _ = std::fs::remove_dir_all(&root);
+    });
 
     // 3. Verify with a real runtime (or, without one, in the sandbox).
     let t0 = Instant::now();

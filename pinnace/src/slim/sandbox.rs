@@ -138,8 +138,9 @@ impl Sandbox {
         write("hostname", format!("{}\n", spec.hostname).as_bytes())?;
         // No network leaves the sandbox; an empty resolver config makes lookups fail fast.
         write("resolv.conf", b"")?;
-        let exe = std::env::current_exe().map_err(io_err(Path::new("/proc/self/exe")))?;
-        let mut child = std::process::Command::new(exe)
+        // The running binary itself, even when its file was replaced or removed since it
+        // started (an upgrade, a rebuild): /proc/self/exe names the inode, not the path.
+        let mut child = std::process::Command::new("/proc/self/exe")
             .arg("__sandbox")
             .arg(work)
             .stdin(Stdio::piped())
