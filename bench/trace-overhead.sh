@@ -33,15 +33,25 @@ trap 'rm -rf "$WORK"' EXIT
 
 unpack() { umoci unpack --image "$IMAGES:$1" "$WORK/$1" >/dev/null 2>&1 && echo "$WORK/$1/rootfs"; }
 
-# millis ROOT MODE CMD...: median of ROUNDS runs.
-millis() {
+# one ROOT MODE CMD...: the milliseconds of one run.
+one() {
   local root=$1 mode=$2; shift 2
-  local flag=() i out
+  local flag=()
   [ "$mode" = untraced ] && flag=(--no-trace)
+  "$PINNACE" __trace "$root" --seconds 60 "${flag[@]}" -- "$@" |
+    python3 -c 'import json,sys; v=json.load(sys.stdin); assert v["exit"]==0, v; print(v["millis"])'
+}
+
+# pair ROOT CMD...: "UNTRACED TRACED", medians of ROUNDS runs taken alternately (so drift
+# in the machine's load hits both modes alike).
+pair() {
+  local root=$1; shift
+  local u=() t=() i
   for i in $(seq "$ROUNDS"); do
-    out=$("$PINNACE" __trace "$root" --seconds 60 "${flag[@]}" -- "$@")
-    python3 -c 'import json,sys; v=json.load(sys.stdin); assert v["exit"]==0, v; print(v["millis"])' <<<"$out"
-  done | median
+    u+=("$(one "$root" untraced "$@")")
+    t+=("$(one "$root" traced "$@")")
+  done
+  printf '%s %s\n' "$(printf '%s\n' "${u[@]}" | median)" "$(printf '%s\n' "${t[@]}" | median)"
 }
 
 rows=""
@@ -54,9 +64,9 @@ for tag in python node java perl; do
     perl) cmd=(perl -MPOSIX -MFile::Spec -e 1) ;;
   esac
   root=$(unpack "$tag")
-  base=$(millis "$root" untraced /bin/true)
-  un=$(millis "$root" untraced "${cmd[@]}")
-  tr=$(millis "$root" traced "${cmd[@]}")
+  read -r base _ < <(pair "$root" /bin/true)
+  read -r un tr < <(pair "$root" "${cmd[@]}")
+  read -r base un tr < <(awk -v a="$base" -v b="$un" -v c="$tr" 'BEGIN { printf "%.1f %.1f %.1f\n", a, b, c }')
   pct=$(awk -v t="$tr" -v u="$un" -v b="$base" 'BEGIN { printf "%.1f", 100 * (t - u) / (u - b) }')
   ok=$(awk -v p="$pct" 'BEGIN { print (p < 20) ? "yes" : "no" }')
   [ "$ok" = yes ] || judged_ok=0
@@ -69,7 +79,7 @@ SECTION="<!-- trace-overhead.sh:begin -->
 
 Command: \`ROUNDS=$ROUNDS bench/trace-overhead.sh\` at $GIT_REV, $(date -u +%Y-%m-%d). $(machine_summary)
 Each command runs in pinnace's sandbox over the unpacked fixture image, untraced
-(\`__trace --no-trace\`) and traced (ptrace + seccomp), median of $ROUNDS; \"sandbox\" is
+(\`__trace --no-trace\`) and traced (ptrace + seccomp), median of $ROUNDS taken alternately; \"sandbox\" is
 /bin/true untraced (set-up both pay). Overhead = (traced - untraced) / (untraced - sandbox).
 Target: under 20 %. Met on every command: $([ "$judged_ok" = 1 ] && echo yes || echo no).
 
