@@ -224,6 +224,9 @@ pub struct TraceArgs {
     /// Run untraced (to measure what tracing costs).
     #[arg(long = "no-trace")]
     pub no_trace: bool,
+    /// Trace without the fanotify witness (to measure what it costs).
+    #[arg(long = "no-witness")]
+    pub no_witness: bool,
     /// Exec probes to run next to the command, right after it starts (argv, split on spaces).
     #[arg(long = "exec")]
     pub execs: Vec<String>,
@@ -248,6 +251,7 @@ pub fn trace(a: TraceArgs) -> anyhow::Result<()> {
         cwd: a.workdir.clone(),
         hostname: "pinnace".into(),
         trace: !a.no_trace,
+        witness: !a.no_witness,
     };
     let started = std::time::Instant::now();
     let sb = Sandbox::start(&spec, &work.path().join("run"), &a.argv)?;

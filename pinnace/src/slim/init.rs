@@ -259,7 +259,7 @@ fn init(spec: &SandboxSpec, work: &Path, merged: &Path) -> io::Result<i32> {
         }
     }
     let out = open_path(&work.join("out"), libc::O_DIRECTORY | libc::O_RDONLY)?;
-    let witness = spec.trace.then(|| super::witness::Witness::new(merged));
+    let witness = (spec.trace && spec.witness).then(|| super::witness::Witness::new(merged));
     if !real_dir(&merged.join("proc")) {
         let _ = fs::remove_file(merged.join("proc"));
         fs::create_dir(merged.join("proc")).map_err(err("creating /proc"))?;

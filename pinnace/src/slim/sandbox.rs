@@ -45,6 +45,8 @@ pub struct SandboxSpec {
     pub hostname: String,
     /// Trace file accesses (ptrace + seccomp).
     pub trace: bool,
+    /// With `trace`: also watch opens with fanotify (the second witness).
+    pub witness: bool,
 }
 
 /// Why a sandbox failed.
