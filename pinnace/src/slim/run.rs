@@ -382,7 +382,17 @@ fn sandbox_spec(root: &Path, rc: &RunConfig, trace: bool) -> Result<SandboxSpec,
     if !has(&env, "HOME") {
         env.push(format!("HOME={home}"));
     }
-    Ok(SandboxSpec { lower: root.to_path_buf(), env, uid, gid, groups, cwd: rc.workdir.clone(), hostname, trace, witness: trace })
+    Ok(SandboxSpec {
+        lower: root.to_path_buf(),
+        env,
+        uid,
+        gid,
+        groups,
+        cwd: rc.workdir.clone(),
+        hostname,
+        trace,
+        witness: trace,
+    })
 }
 
 /// Runs `probes` against the image unpacked at `root` in a sandbox (traced or not);
