@@ -24,7 +24,9 @@ application reuses the lower layers and programs with the same libraries share t
 The same inputs give the same digest: SOURCE_DATE_EPOCH sets every time stamp (default 0).
 
 Debian packages (--deb NAME, --preset): from the host's apt mirror and suite (or --mirror,
---suite), InRelease signature-checked, every file SHA256-checked, cached in
+--suite) and, for a stable release, its SUITE-updates and SUITE-security (the highest
+version wins; --no-updates reads the release alone), each InRelease signature-checked,
+every file SHA256-checked, cached in
 $XDG_CACHE_HOME/pinnace. No maintainer scripts run; docs, man pages and locales are
 dropped (copyright files kept); /var/lib/dpkg/status.d/NAME is written for scanners.
 Presets (distroless equivalents; dependencies added):
@@ -32,10 +34,11 @@ Presets (distroless equivalents; dependencies added):
   base     static + libc6 libssl3
   cc       base + libgcc-s1 libgomp1 libstdc++6
   python3  cc + python3-minimal libpython3-stdlib
-  java17   base + openjdk-17-jre-headless
+  java17   base + openjdk-17-jre-headless (/usr/bin/java, JKS trust store
+           /etc/ssl/certs/java/cacerts made from the CA bundle)
 Always left out unless named with --deb: adduser bash coreutils dash debconf debianutils
 dpkg findutils grep gzip init-system-helpers install-info login lsb-base openssl passwd
-perl-base sed sensible-utils tar ucf.";
+perl-base sed sensible-utils tar ucf util-linux.";
 
 /// Arguments of `pinnace build`.
 #[derive(Debug, Args)]
@@ -158,6 +161,9 @@ pub struct BuildArgs {
     /// Use only cached Debian files; fail if one is missing.
     #[arg(long)]
     pub offline: bool,
+    /// Read the Debian release alone: not its SUITE-updates and SUITE-security suites.
+    #[arg(long)]
+    pub no_updates: bool,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -215,6 +221,7 @@ impl BuildArgs {
                 keyring: self.keyring.clone(),
                 insecure_skip_signature: self.insecure_skip_signature,
                 offline: self.offline,
+                no_updates: self.no_updates,
                 progress: !self.quiet && !self.json,
                 ..Default::default()
             },

@@ -7,6 +7,12 @@
 //! fsync, rename) so an interrupted download never leaves a partial file under a digest
 //! name, and every read of `sha256/` re-hashes the file before it is used: a damaged or
 //! tampered cache entry is re-downloaded, or is an error naming it with `--offline`.
+//!
+//! `derived/KIND/HEX` holds what pinnace computed from the verified file `sha256/HEX`
+//! (today `repacked-v1`: a .deb with zstd instead of xz, see `extract::repack`). It is
+//! written only after that file was verified, and used only when that file verifies on
+//! the same build; its own integrity is its format's (zstd checksums), since no signature
+//! covers bytes pinnace made. A derived entry that does not read is ignored and remade.
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -76,6 +82,16 @@ impl Fetcher {
     pub fn cached(&self, sha256: &str, size: u64) -> Option<Vec<u8>> {
         let bytes = std::fs::read(self.by_digest(sha256)).ok()?;
         (bytes.len() as u64 == size && Digest::of(&bytes).hex() == sha256).then_some(bytes)
+    }
+
+    /// The entry of `kind` derived from the verified file `sha256`, if present.
+    pub fn derived(&self, kind: &str, sha256: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.dir.join("derived").join(kind).join(sha256)).ok()
+    }
+
+    /// Stores the entry of `kind` derived from the verified file `sha256` (atomically).
+    pub fn store_derived(&self, kind: &str, sha256: &str, bytes: &[u8]) -> Result<(), DebError> {
+        write(&self.dir.join("derived").join(kind).join(sha256), bytes)
     }
 
     /// Stores `bytes` under their checksum (atomically).

@@ -3,14 +3,16 @@
 //!
 //! [`prepare`] runs the whole pipeline for a [`DebSpec`]:
 //! 1. [`sources`]: the mirror and suite (flags, `pinnace.toml`, the host's apt sources);
-//! 2. [`release`]: `InRelease`, its OpenPGP signature checked against the archive keyring;
+//! 2. [`release`]: `InRelease`, its OpenPGP signature checked against the archive keyring,
+//!    for the release and, when stable, its `-updates` and `-security` [`suites`];
 //! 3. [`index`]: `Packages`, checked against the SHA256 in `InRelease`, parsed by
 //!    [`control`], versions compared by [`version`];
 //! 4. [`resolve`]: the package set (presets from [`presets`], `--exclude`);
 //! 5. [`fetch`]: every `.deb`, checked against the SHA256 in `Packages`, through the
 //!    content-addressed cache, in parallel;
-//! 6. [`extract`]: `data.tar` into layer entries, plus what maintainer scripts would
-//!    have made (CA bundle) and [`status`] entries for scanners;
+//! 6. [`extract`]: `data.tar` into layer entries; [`postinst`]: what maintainer scripts
+//!    would have made (CA bundle, Java trust store in [`jks`], `/usr/bin/java`), and
+//!    [`status`] entries for scanners;
 //! 7. [`layers`]: one layer per popularity group; [`root`] lets `--binary` closures
 //!    resolve inside the package set; [`sbom`] describes it all in SPDX.
 
@@ -18,7 +20,10 @@ pub mod control;
 pub mod extract;
 pub mod fetch;
 pub mod index;
+pub mod jks;
 pub mod layers;
+pub mod ldconfig;
+pub mod postinst;
 pub mod presets;
 pub mod release;
 pub mod resolve;
@@ -26,6 +31,7 @@ pub mod root;
 pub mod sbom;
 pub mod sources;
 pub mod status;
+pub mod suites;
 pub mod version;
 
 mod pipeline;
@@ -167,6 +173,9 @@ pub struct DebSpec {
     /// Use only the cache.
     #[serde(default)]
     pub offline: bool,
+    /// Read the release alone, without its `-updates` and `-security` suites.
+    #[serde(default)]
+    pub no_updates: bool,
     /// Draw progress bars on a terminal (set by the CLI, not by files).
     #[serde(skip)]
     pub progress: bool,
@@ -188,6 +197,7 @@ impl DebSpec {
         take!(preset, suite, mirror, arch, max_layers, sbom, keyring);
         self.insecure_skip_signature |= other.insecure_skip_signature;
         self.offline |= other.offline;
+        self.no_updates |= other.no_updates;
         self.progress |= other.progress;
         self
     }

@@ -3,17 +3,18 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use crate::layer::{FileSource, LayerBuilder, LayerEntrySpec, SpecKind};
 
 use super::extract::{self, DebContents};
 use super::fetch::{default_cache_dir, Fetcher, Wanted};
 use super::index::{self, Package};
-use super::release::{self, Release};
+use super::postinst::{self, bytes_entry};
+use super::release;
 use super::resolve::Universe;
 use super::sbom::{self, SbomPackage};
-use super::{layers, presets, sources, status, DebError, DebSpec, PackageRoot};
+use super::{layers, ldconfig, presets, sources, status, suites, DebError, DebSpec, PackageRoot};
 
 /// A package in the image.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -45,31 +46,29 @@ pub struct DebImage {
 
 /// Resolves, fetches, verifies and extracts the packages `spec` asks for.
 pub fn prepare(spec: &DebSpec) -> Result<DebImage, DebError> {
-    let archive =
-        sources::choose(spec.mirror.as_deref(), spec.suite.as_deref(), spec.arch.as_deref(), Path::new("/etc/apt"));
+    let etc_apt = Path::new("/etc/apt");
+    let archive = sources::choose(spec.mirror.as_deref(), spec.suite.as_deref(), spec.arch.as_deref(), etc_apt);
     let fetcher = Fetcher::new(default_cache_dir(), spec.offline, spec.progress);
     let mut warnings = Vec::new();
 
-    let base_url = format!("{}/dists/{}/", archive.mirror, archive.suite);
-    let inrelease_url = format!("{base_url}InRelease");
-    let bytes = fetcher.get_unverified(&inrelease_url)?;
-    let (text, verified) = if spec.insecure_skip_signature {
-        warnings.push(format!(
-            "--insecure-skip-signature: the signature of {inrelease_url} was NOT checked; anyone on the network path could have chosen these packages"
-        ));
-        (release::unverified_text(&bytes), false)
+    let keys = if spec.insecure_skip_signature {
+        warnings.push(
+            "--insecure-skip-signature: the InRelease signatures were NOT checked; anyone on the network path could have chosen these packages".to_string(),
+        );
+        None
     } else {
         let keyring = spec.keyring.clone().unwrap_or_else(|| release::DEFAULT_KEYRING.into());
-        let keys = release::read_keyring(&keyring)?;
-        (release::verify(&bytes, &keys, &inrelease_url)?, true)
+        Some(release::read_keyring(&keyring)?)
     };
-    let rel = Release::parse(&text, &base_url)?;
-
-    let texts: Vec<String> =
-        archive.components.iter().map(|c| index::load(&fetcher, &rel, c, &archive.arch)).collect::<Result<_, _>>()?;
+    let suites = suites::read(&fetcher, &archive, keys.as_deref(), spec.no_updates, etc_apt)?;
+    // All suites' packages in one universe; `origin[i]` is the suite of `pkgs[i]`.
     let mut pkgs: Vec<Package<'_>> = Vec::new();
-    for (c, t) in archive.components.iter().zip(&texts) {
-        pkgs.extend(index::parse(t, &rel.url(&format!("{c}/binary-{}/Packages", archive.arch)))?);
+    let mut origin: Vec<usize> = Vec::new();
+    for (k, suite) in suites.iter().enumerate() {
+        for (url, text) in &suite.indexes {
+            pkgs.extend(index::parse(text, url)?);
+            origin.resize(pkgs.len(), k);
+        }
     }
 
     let mut roots: Vec<String> = Vec::new();
@@ -91,17 +90,19 @@ pub fn prepare(spec: &DebSpec) -> Result<DebImage, DebError> {
     let universe = Universe::new(&pkgs, &archive.arch);
     let res = universe.resolve(&roots, &exclude)?;
     let chosen: Vec<&Package<'_>> = res.packages.iter().map(|&i| &pkgs[i]).collect();
+    let chosen_suite: Vec<&suites::Suite> = res.packages.iter().map(|&i| &suites[origin[i]]).collect();
 
     let wanted: Vec<Wanted> = chosen
         .iter()
-        .map(|p| Wanted {
-            url: format!("{}/{}", archive.mirror, p.filename),
+        .zip(&chosen_suite)
+        .map(|(p, suite)| Wanted {
+            url: format!("{}/{}", suite.mirror, p.filename),
             sha256: p.sha256.to_string(),
             size: p.size,
         })
         .collect();
     let debs = fetcher.get_all(&wanted)?;
-    let contents = extract_all(&debs, &wanted)?;
+    let contents = extract_all(&fetcher, &debs, &wanted, &mut warnings)?;
 
     // Dependency edges as positions in `chosen`.
     let pos: BTreeMap<usize, usize> = res.packages.iter().enumerate().map(|(k, &i)| (i, k)).collect();
@@ -109,8 +110,32 @@ pub fn prepare(spec: &DebSpec) -> Result<DebImage, DebError> {
     let names: Vec<&str> = chosen.iter().map(|p| p.name).collect();
     let groups = layers::group(&names, &edges, spec.max_layers.unwrap_or(layers::DEFAULT_MAX_LAYERS));
 
-    let mut out_layers = Vec::new();
+    // Every file of the packages, first one at a path winning in layer order (as in the
+    // image), for ldconfig and for `--binary` closures.
     let mut root = PackageRoot::default();
+    for &k in groups.iter().flatten() {
+        root.add(&contents[k].entries);
+    }
+    let time_ms = crate::layer::writer::source_date_epoch().saturating_mul(1000);
+    let mut generated: BTreeMap<usize, Vec<LayerEntrySpec>> = BTreeMap::new();
+    for (k, e) in postinst::generate(&names, &contents, time_ms)? {
+        generated.entry(k).or_default().push(e);
+    }
+    if let Some(ld) = ldconfig::generate(&root, &archive.arch) {
+        // In the layer of the first package with a library in one of the extra
+        // directories: the package that made the cache necessary.
+        let in_extra = |e: &LayerEntrySpec| {
+            ld.extra_dirs
+                .iter()
+                .any(|d| e.path.strip_prefix(d.trim_start_matches('/')).is_some_and(|r| r.starts_with('/')))
+        };
+        let owner = contents.iter().position(|c| c.entries.iter().any(in_extra)).unwrap_or(0);
+        let g = generated.entry(owner).or_default();
+        g.push(bytes_entry(ldconfig::LD_SO_CACHE, ld.cache));
+        g.extend(ld.links);
+    }
+
+    let mut out_layers = Vec::new();
     for g in &groups {
         let mut b = LayerBuilder::new();
         let mut owner: BTreeMap<String, &str> = BTreeMap::new();
@@ -126,15 +151,11 @@ pub fn prepare(spec: &DebSpec) -> Result<DebImage, DebError> {
                 owner.insert(e.path.clone(), p.name);
                 b.add(e.clone())?;
             }
-            root.add(&c.entries);
-            let mut generated = vec![bytes_entry(
+            let status = bytes_entry(
                 &format!("var/lib/dpkg/status.d/{}", p.name),
                 status::status_entry(&c.control, p.filename)?.into_bytes(),
-            )];
-            if let Some(bundle) = extract::ca_bundle(&c.entries) {
-                generated.push(bytes_entry("etc/ssl/certs/ca-certificates.crt", bundle));
-            }
-            for e in generated {
+            );
+            for e in std::iter::once(status).chain(generated.remove(&k).unwrap_or_default()) {
                 root.add(std::slice::from_ref(&e));
                 b.add(e)?;
             }
@@ -170,8 +191,8 @@ pub fn prepare(spec: &DebSpec) -> Result<DebImage, DebError> {
             .collect();
         let name = spec.preset.clone().unwrap_or_else(|| "packages".into());
         let created = crate::build::rfc3339(crate::layer::writer::source_date_epoch() as i64);
-        let mut v =
-            serde_json::to_vec_pretty(&sbom::document(&name, &pk, &archive.suite, &created)).unwrap_or_default();
+        let distro = if suites[0].release.suite.is_empty() { &archive.suite } else { &suites[0].release.suite };
+        let mut v = serde_json::to_vec_pretty(&sbom::document(&name, &pk, distro, &created)).unwrap_or_default();
         v.push(b'\n');
         v
     });
@@ -184,25 +205,29 @@ pub fn prepare(spec: &DebSpec) -> Result<DebImage, DebError> {
             .collect(),
         root,
         sbom,
-        summary: format!(
-            "{} packages from {} {} ({})",
-            chosen.len(),
-            archive.mirror,
-            rel.suite,
-            if verified { "InRelease signature verified" } else { "SIGNATURE NOT VERIFIED" }
-        ),
+        summary: summary(&suites, &chosen_suite, keys.is_some()),
         warnings,
     })
 }
 
-fn bytes_entry(path: &str, bytes: Vec<u8>) -> LayerEntrySpec {
-    LayerEntrySpec {
-        path: path.into(),
-        kind: SpecKind::File(FileSource::Bytes(Arc::from(bytes))),
-        mode: 0o644,
-        uid: 0,
-        gid: 0,
-    }
+/// "38 packages from MIRROR bookworm (35), bookworm-updates (1), bookworm-security from
+/// SECURITY-MIRROR (2) (InRelease signatures verified)".
+fn summary(suites: &[suites::Suite], chosen: &[&suites::Suite], verified: bool) -> String {
+    let parts: Vec<String> = suites
+        .iter()
+        .map(|s| {
+            let n = chosen.iter().filter(|c| std::ptr::eq(**c, s)).count();
+            let from = if s.mirror == suites[0].mirror { String::new() } else { format!(" from {}", s.mirror) };
+            format!("{}{from} ({n})", s.name)
+        })
+        .collect();
+    format!(
+        "{} packages from {} {} ({})",
+        chosen.len(),
+        suites[0].mirror,
+        parts.join(", "),
+        if verified { "InRelease signatures verified" } else { "SIGNATURES NOT VERIFIED" }
+    )
 }
 
 fn copyright(c: &DebContents, name: &str) -> Option<String> {
@@ -213,26 +238,60 @@ fn copyright(c: &DebContents, name: &str) -> Option<String> {
     })
 }
 
-/// Opens every .deb, a few at a time (xz decompression is the slow part of a cold build).
-fn extract_all(debs: &[Vec<u8>], wanted: &[Wanted]) -> Result<Vec<DebContents>, DebError> {
+/// The kind of derived cache entry holding a repacked .deb (see [`extract::repack`]).
+const REPACKED: &str = "repacked-v1";
+
+/// Opens every .deb, a few at a time. Each comes from its repacked copy in the cache
+/// when there is one that reads (zstd instead of xz: the warm path), else from the .deb
+/// itself, which is then repacked for the next build (xz decompression is the slow part
+/// of a cold build, and was most of a warm one before that cache). Every .deb was
+/// verified by [`Fetcher::get_all`] before this runs.
+fn extract_all(
+    fetcher: &Fetcher,
+    debs: &[Vec<u8>],
+    wanted: &[Wanted],
+    warnings: &mut Vec<String>,
+) -> Result<Vec<DebContents>, DebError> {
+    // (contents, why the repacked copy could not be cached)
+    type Opened = (DebContents, Option<String>);
+    let open_one = |i: usize| -> Result<Opened, DebError> {
+        let (sha, url) = (&wanted[i].sha256, &wanted[i].url);
+        if let Some(c) = fetcher.derived(REPACKED, sha).and_then(|r| extract::open(&r, url).ok()) {
+            return Ok((c, None));
+        }
+        let u = extract::unpack(&debs[i], url)?;
+        let c = extract::contents(&u, url)?;
+        // A cache that cannot be written costs speed next time, not this build.
+        let stored = extract::repack(&u)
+            .map_err(|e| e.to_string())
+            .and_then(|r| fetcher.store_derived(REPACKED, sha, &r).map_err(|e| e.to_string()));
+        Ok((c, stored.err().map(|e| format!("{url}: {e}"))))
+    };
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4);
     let next = AtomicUsize::new(0);
-    type Slot = Option<Result<DebContents, DebError>>;
-    let results: Mutex<Vec<Slot>> = Mutex::new((0..debs.len()).map(|_| None).collect());
+    let results: Mutex<Vec<Option<Result<Opened, DebError>>>> = Mutex::new((0..debs.len()).map(|_| None).collect());
     std::thread::scope(|s| {
         for _ in 0..workers.min(debs.len()) {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(d) = debs.get(i) else { break };
-                let r = extract::open(d, &wanted[i].url);
+                if i >= debs.len() {
+                    break;
+                }
+                let r = open_one(i);
                 results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
             });
         }
     });
-    results
-        .into_inner()
-        .unwrap_or_else(|e| e.into_inner())
-        .into_iter()
-        .map(|r| r.unwrap_or_else(|| Err(DebError::Spec("extraction did not run".into()))))
-        .collect()
+    let mut out = Vec::with_capacity(debs.len());
+    let mut not_cached = Vec::new();
+    for r in results.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        let (c, err) = r.unwrap_or_else(|| Err(DebError::Spec("extraction did not run".into())))?;
+        not_cached.extend(err);
+        out.push(c);
+    }
+    if let Some(first) = not_cached.first() {
+        warnings
+            .push(format!("could not cache {} extracted package(s) (next build is slower): {first}", not_cached.len()));
+    }
+    Ok(out)
 }

@@ -35,8 +35,10 @@ pub struct Entry {
 pub struct Release {
     /// `MIRROR/dists/SUITE/`.
     pub base_url: String,
-    /// `Suite:` or `Codename:` as the file says.
+    /// `Codename:`, else `Suite:`, as the file says (e.g. `bookworm`).
     pub suite: String,
+    /// `Suite:` (e.g. `oldstable`, `stable-updates`, `unstable`), or "".
+    pub suite_class: String,
     /// Files listed under `SHA256:`, by path relative to `base_url`.
     pub entries: HashMap<String, Entry>,
 }
@@ -63,6 +65,7 @@ impl Release {
             why: e.why.into(),
         })?;
         let suite = st.get("Codename").or(st.get("Suite")).unwrap_or("").to_string();
+        let suite_class = st.get("Suite").unwrap_or("").to_string();
         let mut entries = HashMap::new();
         for line in st.get("SHA256").ok_or_else(|| DebError::index(&url, "no SHA256 field"))?.lines() {
             let mut w = line.split_whitespace();
@@ -72,7 +75,13 @@ impl Release {
             let size = size.parse().map_err(|_| DebError::index(&url, &format!("bad size in {line:?}")))?;
             entries.insert(name.to_string(), Entry { sha256: sha.to_ascii_lowercase(), size });
         }
-        Ok(Release { base_url: base_url.to_string(), suite, entries })
+        Ok(Release { base_url: base_url.to_string(), suite, suite_class, entries })
+    }
+
+    /// Whether this is a released distribution (`stable`, `oldstable`, `oldoldstable`,
+    /// ...), which Debian updates through `-updates` and `-security` suites.
+    pub fn is_stable_release(&self) -> bool {
+        self.suite_class.trim_start_matches("old") == "stable"
     }
 }
 
@@ -127,6 +136,11 @@ mod tests {
 aa11 123 main/binary-amd64/Packages.xz\n BB22 456 main/binary-amd64/Packages\n";
         let r = Release::parse(text, "http://m/debian/dists/bookworm/").unwrap();
         assert_eq!(r.suite, "bookworm");
+        assert!(!r.is_stable_release(), "no Suite field");
+        for (class, stable) in [("oldstable", true), ("stable", true), ("testing", false), ("stable-updates", false)] {
+            let r = Release::parse(&format!("Suite: {class}\n{text}"), "http://m/").unwrap();
+            assert_eq!(r.is_stable_release(), stable, "{class}");
+        }
         assert_eq!(r.entry("main/binary-amd64/Packages").unwrap().sha256, "bb22");
         assert_eq!(r.entry("main/binary-amd64/Packages.xz").unwrap().size, 123);
         assert!(matches!(r.entry("x"), Err(DebError::NotInRelease { .. })));

@@ -8,9 +8,12 @@
 //!   Candidates of a name are the real package (highest version meeting the constraint),
 //!   then the packages that provide it, by `Priority` (required first, as apt) then name.
 //! - A candidate that `Conflicts`/`Breaks` a chosen package, or that a chosen package
-//!   conflicts with, is passed over for the next one.
+//!   conflicts with, is passed over for the next one; packages asked for that conflict
+//!   are an error. So no two packages of a resolution conflict, and every group of
+//!   every chosen package is met inside it (both checked by a proptest).
 //! - Multi-arch qualifiers `:any` and `:native` (and `:ARCH` of the target) are accepted;
-//!   only packages of the target architecture or `all` are candidates.
+//!   only packages of the target architecture or `all` are candidates, and a relation
+//!   naming another architecture is met by nothing.
 //! - A group with an excluded name (`--exclude`) counts as satisfied: the image will not
 //!   have that package (no maintainer scripts run, so most exclusions are harmless).
 //! - Cycles end at packages already chosen.
@@ -123,8 +126,12 @@ impl<'p, 'a> Universe<'p, 'a> {
         matches!(r.arch, "" | "any" | "native") || r.arch == self.arch
     }
 
-    /// Whether package `i` (by name or a `Provides`) meets `r`.
+    /// Whether package `i` (by name or a `Provides`) meets `r`. A relation qualified with
+    /// another architecture (`foo:arm64`) is met by nothing of this one.
     fn meets(&self, i: usize, r: &Relation<'_>) -> bool {
+        if !self.arch_ok(r) {
+            return false;
+        }
         let p = &self.pkgs[i];
         if p.name == r.name {
             return r.version.is_none_or(|(op, v)| op.holds(p.version, v));
@@ -161,6 +168,14 @@ impl<'p, 'a> Universe<'p, 'a> {
         v
     }
 
+    /// A chosen package that `c` conflicts with (`Conflicts`/`Breaks`, either way round).
+    fn conflicting(&self, c: usize, chosen: &[usize]) -> Option<usize> {
+        self.conflicts(c)
+            .iter()
+            .find_map(|x| chosen.iter().find(|&&s| s != c && self.meets(s, x)).copied())
+            .or_else(|| chosen.iter().find(|&&s| s != c && self.conflicts(s).iter().any(|x| self.meets(c, x))).copied())
+    }
+
     /// Resolves `roots` (package names, optionally `name=version`) leaving out `exclude`.
     pub fn resolve(&self, roots: &[String], exclude: &[String]) -> Result<Resolution, DebError> {
         let mut chosen: Vec<usize> = Vec::new();
@@ -188,6 +203,10 @@ impl<'p, 'a> Universe<'p, 'a> {
                 return Err(DebError::Unsatisfiable { chain: vec![root.clone()], why });
             };
             if !chosen.iter().any(|&x| self.meets(x, &r)) {
+                if let Some(h) = self.conflicting(c, &chosen) {
+                    let why = format!("{} conflicts with {}", self.pkgs[c].name, self.pkgs[h].name);
+                    return Err(DebError::Unsatisfiable { chain: vec![root.clone()], why });
+                }
                 by_name.insert(self.pkgs[c].name, c);
                 chosen.push(c);
                 queue.push_back(c);
@@ -227,14 +246,7 @@ impl<'p, 'a> Universe<'p, 'a> {
                             why.push(format!("{} {} is already chosen", self.pkgs[old].name, self.pkgs[old].version));
                             continue;
                         }
-                        let hit = self
-                            .conflicts(c)
-                            .iter()
-                            .find_map(|x| chosen.iter().find(|&&s| s != c && self.meets(s, x)).copied())
-                            .or_else(|| {
-                                chosen.iter().find(|&&s| self.conflicts(s).iter().any(|x| self.meets(c, x))).copied()
-                            });
-                        if let Some(h) = hit {
+                        if let Some(h) = self.conflicting(c, &chosen) {
                             why.push(format!("{} conflicts with {}", self.pkgs[c].name, self.pkgs[h].name));
                             continue;
                         }

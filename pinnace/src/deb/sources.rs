@@ -6,6 +6,10 @@
 //! (`/etc/apt/sources.list`, then `sources.list.d/*.list`), matching modern Debian, whose
 //! default is `debian.sources`. Of that entry the first suite is taken (the release
 //! itself, not `-updates` or `-security`) with its components.
+//!
+//! A stable release is read with its companions (see `pipeline`): `CODENAME-updates`
+//! from the same mirror, and `CODENAME-security` from the host source that lists that
+//! suite, else from [`DEFAULT_SECURITY_MIRROR`].
 
 use std::path::Path;
 
@@ -13,6 +17,8 @@ use super::control::stanzas;
 
 /// Debian's redirector, used when neither flags nor the host name a mirror.
 pub const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
+/// Debian's security archive, used when the host lists no `CODENAME-security` source.
+pub const DEFAULT_SECURITY_MIRROR: &str = "http://deb.debian.org/debian-security";
 /// The suite used when nothing names one.
 pub const DEFAULT_SUITE: &str = "bookworm";
 
@@ -112,6 +118,16 @@ pub fn choose(mirror: Option<&str>, suite: Option<&str>, arch: Option<&str>, etc
     }
 }
 
+/// The mirror of `CODENAME-security`: the first host source (under `etc_apt`) listing
+/// that suite, else [`DEFAULT_SECURITY_MIRROR`].
+pub fn security_mirror(codename: &str, etc_apt: &Path) -> String {
+    let suite = format!("{codename}-security");
+    host_sources(etc_apt)
+        .into_iter()
+        .find(|s| s.uri.starts_with("http") && s.suites.contains(&suite))
+        .map_or_else(|| DEFAULT_SECURITY_MIRROR.to_string(), |s| s.uri.trim_end_matches('/').to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,5 +166,14 @@ Types: deb-src\nURIs: http://x\nSuites: y\n\nTypes: deb\nEnabled: no\nURIs: http
         assert_eq!(a.suite, "bookworm");
         let a = choose(Some("http://other/debian"), None, None, d.path());
         assert_eq!((a.mirror.as_str(), a.suite.as_str()), ("http://other/debian", DEFAULT_SUITE));
+        assert_eq!(security_mirror("trixie", d.path()), DEFAULT_SECURITY_MIRROR);
+        std::fs::write(
+            d.path().join("sources.list.d/debian.sources"),
+            "Types: deb\nURIs: http://m/debian\nSuites: trixie trixie-updates\n\n\
+Types: deb\nURIs: http://sec.example/debian-security/\nSuites: trixie-security\nComponents: main\n",
+        )
+        .unwrap();
+        assert_eq!(security_mirror("trixie", d.path()), "http://sec.example/debian-security");
+        assert_eq!(security_mirror("bookworm", d.path()), DEFAULT_SECURITY_MIRROR);
     }
 }

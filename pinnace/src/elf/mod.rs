@@ -50,6 +50,7 @@ pub use dlopen::GconvPolicy;
 pub use error::{ElfError, MissingLibrary};
 pub use info::{inspect, ElfInfo, Libc, Linkage};
 pub use ldcache::{LdCache, LdCacheEntry};
+pub(crate) use parse::ld_cache_flags;
 pub use parse::{machine_name, ByteOrder, ElfClass};
 pub use resolve::resolve_closure;
 pub use rootfs::{resolve_in_root, Hop, HostRoot, Node, Resolved, RootFs, MAX_SYMLINKS};
