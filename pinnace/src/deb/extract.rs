@@ -226,19 +226,24 @@ pub fn contents(u: &Unpacked, file: &str) -> Result<DebContents, DebError> {
     Ok(DebContents { control, entries })
 }
 
-/// The CA bundle `update-ca-certificates` writes to `/etc/ssl/certs/ca-certificates.crt`:
-/// every `usr/share/ca-certificates/**.crt` in byte order of its path (the order of the
-/// `/etc/ca-certificates.conf` that the package's postinst generates), each followed by a
-/// newline when it lacks one. `None` when there are no certificates.
-pub fn ca_bundle(entries: &[LayerEntrySpec]) -> Option<Vec<u8>> {
-    let mut certs: Vec<(&str, &[u8])> = entries
-        .iter()
+/// The certificates `update-ca-certificates` enables by default: every
+/// `usr/share/ca-certificates/**.crt` among `entries`, as (path, PEM bytes), unsorted.
+pub(crate) fn ca_certificate_files<'a>(entries: impl Iterator<Item = &'a LayerEntrySpec>) -> Vec<(&'a str, &'a [u8])> {
+    entries
         .filter(|e| e.path.starts_with("usr/share/ca-certificates/") && e.path.ends_with(".crt"))
         .filter_map(|e| match &e.kind {
             SpecKind::File(FileSource::Bytes(b)) => Some((e.path.as_str(), &b[..])),
             _ => None,
         })
-        .collect();
+        .collect()
+}
+
+/// The CA bundle `update-ca-certificates` writes to `/etc/ssl/certs/ca-certificates.crt`:
+/// every `usr/share/ca-certificates/**.crt` in byte order of its path (the order of the
+/// `/etc/ca-certificates.conf` that the package's postinst generates), each followed by a
+/// newline when it lacks one. `None` when there are no certificates.
+pub fn ca_bundle(entries: &[LayerEntrySpec]) -> Option<Vec<u8>> {
+    let mut certs = ca_certificate_files(entries.iter());
     if certs.is_empty() {
         return None;
     }

@@ -316,17 +316,9 @@ pub fn write(entries: &mut [CacheEntry], big: bool) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::elf::{ElfClass, LdCache};
-    use crate::layer::FileSource;
-    use std::sync::Arc;
 
     fn file(path: &str, bytes: &[u8]) -> LayerEntrySpec {
-        LayerEntrySpec {
-            path: path.into(),
-            kind: SpecKind::File(FileSource::Bytes(Arc::from(bytes))),
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-        }
+        crate::deb::postinst::bytes_entry(path, bytes.to_vec())
     }
 
     fn link(path: &str, target: &str) -> LayerEntrySpec {

@@ -65,14 +65,7 @@ pub fn generate(
 /// certificates gives `NAME.pem`, `NAME.pem_2`, ...
 pub fn trusted_certs(entries: &[&LayerEntrySpec]) -> Result<Vec<TrustedCert>, String> {
     let mut by_alias: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    let mut files: Vec<(&str, &[u8])> = entries
-        .iter()
-        .filter(|e| e.path.starts_with("usr/share/ca-certificates/") && e.path.ends_with(".crt"))
-        .filter_map(|e| match &e.kind {
-            SpecKind::File(FileSource::Bytes(b)) => Some((e.path.as_str(), &b[..])),
-            _ => None,
-        })
-        .collect();
+    let mut files = super::extract::ca_certificate_files(entries.iter().copied());
     files.sort();
     for (path, pem) in files {
         let base = path.rsplit('/').next().unwrap_or(path);
