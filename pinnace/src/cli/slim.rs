@@ -92,8 +92,11 @@ pub fn run(a: SlimArgs) -> anyhow::Result<()> {
     for e in &a.exec_probes {
         probes.push(Probe::exec(e)?);
     }
+    let mut probe_options = probe::ProbeOptions::default();
     if let Some(f) = &a.probes_file {
-        probes.extend(probe::load_probe_file(f)?);
+        let file = probe::ProbeFile::read(f)?;
+        file.apply(&mut probe_options);
+        probes.extend(file.probes);
     }
     if let Some(d) = &a.run_for {
         probes.push(Probe::run_for(d)?);
@@ -110,6 +113,7 @@ pub fn run(a: SlimArgs) -> anyhow::Result<()> {
         destinations: a.tags.iter().map(|t| t.parse::<ImageRef>()).collect::<Result<_, _>>()?,
         platform: a.platform.as_deref().map(str::parse::<Platform>).transpose()?,
         probes,
+        probe_options,
         compare,
         stop_signal: a.stop_signal.clone(),
         keep: KeepOptions {
@@ -123,7 +127,6 @@ pub fn run(a: SlimArgs) -> anyhow::Result<()> {
         force: a.force,
         runtime,
         progress: !a.quiet && !a.json,
-        ..Default::default()
     };
     let result = pinnace::slim::slim(&opts);
     let report = match &result {

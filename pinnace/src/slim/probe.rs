@@ -524,11 +524,6 @@ impl ProbeFile {
     }
 }
 
-/// The probes of a probe file (see [`ProbeFile`] for the format and its timeouts).
-pub fn load_probe_file(path: &Path) -> Result<Vec<Probe>, ProbeError> {
-    Ok(ProbeFile::read(path)?.probes)
-}
-
 /// How long [`default_probes`] runs an image that exposes no TCP port.
 pub const DEFAULT_RUN_FOR: Duration = Duration::from_secs(5);
 
