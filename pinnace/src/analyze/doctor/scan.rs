@@ -64,6 +64,19 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// An empty snapshot of an image with `layers` layers, before any is read.
+    pub fn new(layers: usize) -> Snapshot {
+        Snapshot {
+            tree: FsTree::new(),
+            files: HashMap::new(),
+            secrets: Vec::new(),
+            shadowed: Vec::new(),
+            shadowed_bytes: 0,
+            layers,
+            layers_reread: 0,
+        }
+    }
+
     /// The layer whose entry holds the content of present file `id` (for a hard link:
     /// its target's); `None` for anything but a present file or hard link.
     pub fn content_layer(&self, id: NodeId) -> Option<usize> {
@@ -168,15 +181,7 @@ type Collected = Vec<(String, Processed)>;
 /// Streams every layer of `image` once with `plan` (see the module documentation).
 pub fn read_image(src: &dyn Source, image: &Image, plan: &Plan, opts: &DoctorOptions) -> Result<Snapshot, DoctorError> {
     let n = image.layers.len();
-    let mut snap = Snapshot {
-        tree: FsTree::new(),
-        files: HashMap::new(),
-        secrets: Vec::new(),
-        shadowed: Vec::new(),
-        shadowed_bytes: 0,
-        layers: n,
-        layers_reread: 0,
-    };
+    let mut snap = Snapshot::new(n);
     let threshold = opts.deleted_threshold;
     let all: Vec<usize> = (0..n).collect();
     let mut merge = |i: usize, scan: LayerScan| -> Result<(), DoctorError> {
@@ -352,15 +357,7 @@ pub(crate) mod testkit {
     /// A snapshot of `layers` (bottom first), read with the main plan of `launch`.
     pub fn snapshot_for(launch: &Launch, layers: &[Vec<E>]) -> Snapshot {
         let plan = Plan::new(launch);
-        let mut snap = Snapshot {
-            tree: FsTree::new(),
-            files: HashMap::new(),
-            secrets: Vec::new(),
-            shadowed: Vec::new(),
-            shadowed_bytes: 0,
-            layers: layers.len(),
-            layers_reread: 0,
-        };
+        let mut snap = Snapshot::new(layers.len());
         for (i, entries) in layers.iter().enumerate() {
             let collected: Mutex<Collected> = Mutex::new(Vec::new());
             let keep = |p: &str, bytes: Vec<u8>| {
