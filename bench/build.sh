@@ -278,13 +278,4 @@ For comparison, the seed articles' figures: a \`FROM scratch\` Go net/http image
 about 7 MB, a distroless/static image about 2 MB (its base alone).
 EOF
 )
-if [ "${#FAILS[@]}" -gt 0 ]; then
-  SECTION+=$'\n\n'"Run check failures:"$'\n'
-  SECTION+=$(printf -- '- %s\n' "${FAILS[@]}")
-fi
-SECTION+=$'\n'"<!-- build.sh:end -->"
-
-printf '%s\n' "$SECTION"
-
-write_section build.sh
-[ "${#FAILS[@]}" = 0 ] || die "some images did not run as expected (see above)"
+finish_section build.sh "Run check failures:" "some images did not run as expected (see above)"

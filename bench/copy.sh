@@ -199,13 +199,4 @@ if [ "${#FLAT_ROWS[@]}" -gt 0 ]; then
   SECTION+="| pair | base image | pinnace RSS MiB | large image | pinnace RSS MiB |"$'\n'"|---|---|---|---|---|"$'\n'
   SECTION+=$(printf '%s\n' "${FLAT_ROWS[@]}")
 fi
-if [ "${#FAILS[@]}" -gt 0 ]; then
-  SECTION+=$'\n\n'"Output check failures (config digest differs from the source's, or unreadable):"$'\n'
-  SECTION+=$(printf -- '- %s\n' "${FAILS[@]}")
-fi
-SECTION+=$'\n'"<!-- copy.sh:end -->"
-
-printf '%s\n' "$SECTION"
-
-write_section copy.sh
-[ "${#FAILS[@]}" = 0 ] || die "some outputs failed the check (see above)"
+finish_section copy.sh "Output check failures (config digest differs from the source's, or unreadable):" "some outputs failed the check (see above)"

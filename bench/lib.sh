@@ -126,3 +126,18 @@ os.replace(path + ".tmp", path)
 PY
   log "wrote the $name section of $results"
 }
+
+# finish_section NAME HEADING MESSAGE: appends the FAILS array (if any) under HEADING and
+# the end marker to SECTION, prints it, writes it into RESULTS.md, and fails with MESSAGE
+# when there were failures.
+finish_section() {
+  local name=$1 heading=$2 message=$3
+  if [ "${#FAILS[@]}" -gt 0 ]; then
+    SECTION+=$'\n\n'"$heading"$'\n'
+    SECTION+=$(printf -- '- %s\n' "${FAILS[@]}")
+  fi
+  SECTION+=$'\n'"<!-- $name:end -->"
+  printf '%s\n' "$SECTION"
+  write_section "$name"
+  [ "${#FAILS[@]}" = 0 ] || die "$message"
+}
