@@ -16,14 +16,13 @@ use pinnace::transport::ImageRef;
 
 /// Arguments of `pinnace slim`.
 #[derive(Debug, Args)]
-#[command(
-    after_help = "The image runs here in a sandbox (namespaces, overlayfs, pivot_root; needs root) under ptrace \
-with a seccomp filter, while the probes exercise it. Everything it touched is kept, with the ELF closures, \
+#[command(after_help = "The image runs here in a sandbox (namespaces, overlayfs, pivot_root; needs root) under a \
+seccomp filter that stops only its file syscalls (for a supervisor through seccomp user notifications; ptrace \
+before Linux 5.5 or with PINNACE_TRACER=ptrace), while the probes exercise it. Everything it touched is kept, with the ELF closures, \
 shebang interpreters, symlink chains and glibc's dlopen'ed modules of what it touched; everything else goes. \
 The slim image is then run by docker (or podman) with the same probes, and the destinations are written only \
 when every probe answers as it did on the original. Exec probes are split into words like a shell would, \
-but not run by a shell (slim images have none)."
-)]
+but not run by a shell (slim images have none).")]
 pub struct SlimArgs {
     /// The image to slim (any transport: docker-daemon:, containers-storage:, oci:, oci-archive:, docker-archive:, docker://).
     pub source: String,

@@ -54,6 +54,18 @@ pub(crate) enum Event {
 /// pinnace's nice value before the tracer raised its own priority: the app gets it back.
 static ORIG_NICE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 
+/// How workers are traced ([`tracer::Mode`](super::tracer::Mode)), set by the outer
+/// process before it forks the init: `None` untraced.
+static TRACER: std::sync::OnceLock<Option<super::tracer::Mode>> = std::sync::OnceLock::new();
+
+/// In [`Mode::Notify`](super::tracer::Mode::Notify), the init's end of the socket each
+/// worker sends its filter's listener on (-1 otherwise).
+static LISTENER_SOCK: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+fn tracer_mode() -> Option<super::tracer::Mode> {
+    TRACER.get().copied().flatten()
+}
+
 /// Entry point of `pinnace __sandbox WORK`; returns the process's exit code.
 pub fn outer_main(work: &Path) -> i32 {
     match outer(work) {
@@ -141,12 +153,35 @@ fn outer(work: &Path) -> io::Result<i32> {
     // SAFETY: valid buffer and length.
     check(unsafe { libc::sethostname(host.as_ptr(), spec.hostname.len()) }).map_err(err("setting the hostname"))?;
 
+    let mode = spec.trace.then(super::tracer::Mode::detect);
+    let _ = TRACER.set(mode);
+    let socks = if mode == Some(super::tracer::Mode::Notify) {
+        let mut sv = [-1; 2];
+        // SAFETY: socketpair fills two descriptors we then own.
+        check(unsafe {
+            libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, sv.as_mut_ptr())
+        })
+        .map_err(err("the tracer's socket"))?;
+        // SAFETY: both were just created.
+        Some(unsafe { (OwnedFd::from_raw_fd(sv[0]), OwnedFd::from_raw_fd(sv[1])) })
+    } else {
+        None
+    };
+    if let Some((_, theirs)) = &socks {
+        LISTENER_SOCK.store(theirs.as_raw_fd(), std::sync::atomic::Ordering::Relaxed);
+    }
     // SAFETY: this process is single-threaded (a fresh exec of pinnace).
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         return Err(err("fork")(io::Error::last_os_error()));
     }
     if pid == 0 {
+        // The supervisor's end belongs to the outer process only.
+        if let Some((ours, theirs)) = socks {
+            drop(ours);
+            // Kept open (its number is in LISTENER_SOCK) for the workers.
+            std::mem::forget(theirs);
+        }
         let code = match init(&spec, work, &merged) {
             Ok(code) => code,
             Err(e) => {
@@ -157,8 +192,20 @@ fn outer(work: &Path) -> io::Result<i32> {
         // SAFETY: leaving the forked child without running the parent's destructors.
         unsafe { libc::_exit(code) };
     }
-    let status = if spec.trace {
-        let mut traced = super::tracer::run(pid, work).map_err(err("tracing"))?;
+    let status = if let Some(mode) = mode {
+        let mut traced = match socks {
+            Some((ours, theirs)) => {
+                // Only the init and its workers hold the other end: when they are gone
+                // the supervisor's socket reads end of stream.
+                drop(theirs);
+                super::tracer::supervise(pid, ours, work)
+            }
+            None => {
+                debug_assert_eq!(mode, super::tracer::Mode::Ptrace);
+                super::tracer::run(pid, work)
+            }
+        }
+        .map_err(err("tracing"))?;
         traced.trace.witness = fs::read(work.join("out/witness.json"))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
@@ -207,7 +254,11 @@ fn open_path(p: &Path, flags: libc::c_int) -> io::Result<OwnedFd> {
 
 /// The init: set up the root, then serve commands. Returns its exit code.
 fn init(spec: &SandboxSpec, work: &Path, merged: &Path) -> io::Result<i32> {
-    if spec.trace {
+    // The init never outlives the outer process (ptrace's EXITKILL does it too in ptrace
+    // mode; with user notifications nothing else would).
+    // SAFETY: prctl with constant arguments.
+    check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) })?;
+    if tracer_mode() == Some(super::tracer::Mode::Ptrace) {
         // SAFETY: make this process the tracee of its parent, then wait for it.
         unsafe {
             check(libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) as libc::c_int).map_err(err("PTRACE_TRACEME"))?;
@@ -500,7 +551,14 @@ fn spawn(spec: &SandboxSpec, out: &OwnedFd, id: u32, argv: &[String]) -> io::Res
         libc::dup2(null, 0);
         libc::dup2(o, 1);
         libc::dup2(e, 2);
-        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+        // Everything else closed, but for the tracer's socket (sent on below).
+        let sock = LISTENER_SOCK.load(std::sync::atomic::Ordering::Relaxed);
+        if sock >= 3 {
+            libc::syscall(libc::SYS_close_range, 3u32, sock as u32 - 1, 0u32);
+            libc::syscall(libc::SYS_close_range, sock as u32 + 1, u32::MAX, 0u32);
+        } else {
+            libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+        }
     }
     if std::env::set_current_dir(&spec.cwd).is_err() {
         // Runtimes create a missing working directory.
@@ -524,10 +582,23 @@ fn spawn(spec: &SandboxSpec, out: &OwnedFd, id: u32, argv: &[String]) -> io::Res
         }
         // The filter goes in while still privileged (no NO_NEW_PRIVS needed, so
         // setuid programs in the image behave as they would in a runtime).
-        if spec.trace {
-            if let Err(e) = super::tracer::install_filter() {
-                fail("installing the seccomp filter", e);
+        if let Some(mode) = tracer_mode() {
+            match super::tracer::install_filter(mode) {
+                // Notify: the listener goes to the supervisor before the first traced
+                // syscall (the execve below), which waits for it.
+                Ok(Some(listener)) => {
+                    let sock = LISTENER_SOCK.load(std::sync::atomic::Ordering::Relaxed);
+                    if let Err(e) = super::tracer::send_fd(sock, listener.as_raw_fd()) {
+                        fail("handing the seccomp listener to the tracer", e);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => fail("installing the seccomp filter", e),
             }
+        }
+        let sock = LISTENER_SOCK.load(std::sync::atomic::Ordering::Relaxed);
+        if sock >= 0 {
+            libc::close(sock);
         }
         if libc::setuid(spec.uid) != 0 {
             fail("setting the image's user", io::Error::last_os_error());

@@ -8,7 +8,8 @@
 //!   (the sandbox's read-only lower layer), with its [`FsTree`](crate::fs::FsTree).
 //! - [`sandbox`]: the unpacked root run in new mount/pid/net/uts/ipc namespaces
 //!   (overlayfs on top, so the unpacked tree stays pristine), every process traced by
-//!   [`trace`] (ptrace + a seccomp filter that stops only file-related syscalls).
+//!   [`trace`] (a seccomp filter that stops only file-related syscalls, answered by a
+//!   supervisor through seccomp user notifications, or ptrace on kernels before 5.5).
 //! - [`probe`]: HTTP and exec probes and their comparison, against any [`probe::ProbeTarget`].
 //! - [`keep`]: the keep-set: traced paths resolved through the tree, and why each is kept.
 //! - [`rebuild`]: the slim image, written with the one layer writer.

@@ -43,7 +43,7 @@ pub struct SandboxSpec {
     pub cwd: String,
     /// Hostname.
     pub hostname: String,
-    /// Trace file accesses (ptrace + seccomp).
+    /// Trace file accesses (seccomp user notifications, or ptrace; see `tracer`).
     pub trace: bool,
     /// With `trace`: also watch opens with fanotify (the second witness).
     pub witness: bool,

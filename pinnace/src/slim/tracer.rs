@@ -1,20 +1,34 @@
-//! The tracer: ptrace over the sandbox's whole process tree, with a seccomp filter that
-//! stops only the file-related syscalls of [`trace::syscalls`](super::trace), so the
-//! traced app runs at near native speed.
+//! The tracer: a seccomp filter on every process the sandbox starts that stops only the
+//! file-related syscalls of [`trace::syscalls`](super::trace), so the traced app runs at
+//! near native speed, and a supervisor in the sandbox's outer process (see
+//! [`init`](super::init)) that reads each stopped syscall's path. Two ways to stop:
 //!
-//! Runs in the sandbox's outer process (see [`init`](super::init)), which is the
-//! tracer of the init process and, through `PTRACE_O_TRACEFORK/VFORK/CLONE`, of every
-//! process and thread below it. Each seccomp stop is read at syscall entry (registers,
-//! then the path from the tracee's memory with `process_vm_readv`); a relative path is
-//! joined to `/proc/PID/cwd` or `/proc/PID/fd/DIRFD`, which the kernel prints as the
-//! tracee sees them (inside its pivoted root). The result of the syscall is not needed:
-//! whether a path exists is decided against the image's own tree, not by what the app
-//! managed to create at run time.
+//! - [`Mode::Notify`] (Linux >= 5.5, the default): the filter answers
+//!   `SECCOMP_RET_USER_NOTIF`; each worker hands its filter's listener descriptor to the
+//!   supervisor (`SCM_RIGHTS` over a socket pair) before its `execve`, and the filter,
+//!   inherited by every child and thread and kept across exec, covers the whole tree.
+//!   The supervisor reads the path and lets the syscall continue
+//!   (`SECCOMP_USER_NOTIF_FLAG_CONTINUE`). One stop is two context switches and three
+//!   syscalls in the supervisor (receive, read the tracee's memory, reply), against
+//!   ptrace's stop, wait, register read, memory read and resume: about half the cost per
+//!   stop on the machine of bench/trace-overhead.sh. On Linux >= 6.6 the listener asks
+//!   for synchronous wake-ups, so the supervisor runs on the stopped task's CPU.
+//! - [`Mode::Ptrace`] (older kernels, or `PINNACE_TRACER=ptrace`): the filter answers
+//!   `SECCOMP_RET_TRACE`; the outer process is the tracer of the init process and,
+//!   through `PTRACE_O_TRACEFORK/VFORK/CLONE`, of every process and thread below it.
+//!
+//! Either way each stop is read at syscall entry (the arguments, then the path from the
+//! tracee's memory with `process_vm_readv`); a relative path is joined to
+//! `/proc/PID/cwd` or `/proc/PID/fd/DIRFD`, which the kernel prints as the tracee sees
+//! them (inside its pivoted root). The result of the syscall is not needed: whether a
+//! path exists is decided against the image's own tree, not by what the app managed to
+//! create at run time.
 //!
 //! x86_64 only (syscall numbers and registers); other architectures get a clear error.
 
 use std::collections::HashSet;
 use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use super::trace::{join_path, syscalls, Access, AccessKind, Trace};
 
@@ -22,9 +36,58 @@ use super::trace::{join_path, syscalls, Access, AccessKind, Trace};
 const SECCOMP_RET_TRACE: u32 = 0x7ff0_0000;
 const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
 const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+/// `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP` (Linux 6.6; not in the libc crate).
+const SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: u64 = 1;
+
+/// How the traced syscalls stop (see the module's documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// seccomp user notifications to a supervisor (Linux >= 5.5).
+    Notify,
+    /// ptrace of the whole tree.
+    Ptrace,
+}
+
+impl Mode {
+    /// `PINNACE_TRACER=notify|ptrace` when set, else user notifications when the kernel
+    /// has `SECCOMP_USER_NOTIF_FLAG_CONTINUE` (5.5), else ptrace.
+    pub(crate) fn detect() -> Mode {
+        match std::env::var("PINNACE_TRACER").as_deref() {
+            Ok("ptrace") => return Mode::Ptrace,
+            Ok("notify") => return Mode::Notify,
+            _ => {}
+        }
+        if kernel_at_least(5, 5) {
+            Mode::Notify
+        } else {
+            Mode::Ptrace
+        }
+    }
+
+    fn action(self) -> u32 {
+        match self {
+            Mode::Notify => libc::SECCOMP_RET_USER_NOTIF,
+            Mode::Ptrace => SECCOMP_RET_TRACE,
+        }
+    }
+}
+
+/// Whether the running kernel's release is at least `major.minor`.
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    // SAFETY: uname fills a struct we own.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return false;
+    }
+    // SAFETY: uname NUL-terminates the release.
+    let release = unsafe { std::ffi::CStr::from_ptr(u.release.as_ptr()) }.to_string_lossy();
+    let mut parts = release.split(|c: char| !c.is_ascii_digit()).filter_map(|p| p.parse::<u32>().ok());
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (major, minor)
+}
 
 /// Installs the seccomp filter in the calling process (inherited by its children and
-/// kept across exec): `SECCOMP_RET_TRACE` for the traced syscalls, allow for the rest.
+/// kept across exec): `mode`'s stop for the traced syscalls, allow for the rest. In
+/// [`Mode::Notify`] it returns the filter's listener, which the supervisor must get.
 ///
 /// One exception keeps the common case cheap: `newfstatat` and `statx` with
 /// `AT_EMPTY_PATH` are glibc's `fstat` on an open descriptor (a third of a Python
@@ -34,21 +97,79 @@ const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 /// Written by hand: the program is a few dozen BPF instructions (check the arch, the two
 /// flag tests, compare the number against the table, return), less than a dependency's
 /// worth of code.
-pub(crate) fn install_filter() -> io::Result<()> {
-    let mut prog = filter_program();
+pub(crate) fn install_filter(mode: Mode) -> io::Result<Option<OwnedFd>> {
+    let mut prog = filter_program(mode.action());
     let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_mut_ptr() };
+    let flags = match mode {
+        Mode::Notify => libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+        Mode::Ptrace => 0,
+    };
     // SAFETY: fprog points at a valid program that outlives the call.
     let r = unsafe {
-        libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &fprog as *const _ as libc::c_ulong, 0, 0)
+        libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, flags, &fprog as *const libc::sock_fprog)
     };
-    if r != 0 {
+    if r < 0 {
         return Err(io::Error::last_os_error());
+    }
+    // SAFETY: with NEW_LISTENER the result is a new descriptor, ours to own.
+    Ok((mode == Mode::Notify).then(|| unsafe { OwnedFd::from_raw_fd(r as RawFd) }))
+}
+
+/// Sends `fd` over the unix socket `sock` (one byte with `SCM_RIGHTS`).
+pub(crate) fn send_fd(sock: RawFd, fd: RawFd) -> io::Result<()> {
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
+    // u64s keep the control buffer aligned for cmsghdr.
+    let mut control = [0u64; 4];
+    // SAFETY: msghdr over our buffers; CMSG_* stay inside `control` (CMSG_SPACE of one
+    // int is 24 bytes, the buffer 32).
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as usize;
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        (*c).cmsg_level = libc::SOL_SOCKET;
+        (*c).cmsg_type = libc::SCM_RIGHTS;
+        (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
+        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<RawFd>(), fd);
+        if libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) != 1 {
+            return Err(io::Error::last_os_error());
+        }
     }
     Ok(())
 }
 
+/// Receives a descriptor sent by [`send_fd`]; `None` at end of stream.
+fn recv_fd(sock: RawFd) -> io::Result<Option<OwnedFd>> {
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
+    let mut control = [0u64; 4];
+    // SAFETY: as in send_fd; a received descriptor is new and ours to own.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control);
+        let n = libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC);
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if n == 0 {
+            return Ok(None);
+        }
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        if c.is_null() || (*c).cmsg_level != libc::SOL_SOCKET || (*c).cmsg_type != libc::SCM_RIGHTS {
+            return Err(io::Error::other("a message without a descriptor on the tracer's socket"));
+        }
+        Ok(Some(OwnedFd::from_raw_fd(std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<RawFd>()))))
+    }
+}
+
 /// The BPF program of [`install_filter`].
-fn filter_program() -> Vec<libc::sock_filter> {
+fn filter_program(stop: u32) -> Vec<libc::sock_filter> {
     const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
     const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
     const JSET_K: u16 = 0x45; // BPF_JMP | BPF_JSET | BPF_K
@@ -78,7 +199,7 @@ fn filter_program() -> Vec<libc::sock_filter> {
         p.push(ins(JEQ_K, to(9 + i, trace), 0, *nr));
     }
     p.push(ins(RET_K, 0, 0, SECCOMP_RET_ALLOW));
-    p.push(ins(RET_K, 0, 0, SECCOMP_RET_TRACE));
+    p.push(ins(RET_K, 0, 0, stop));
     debug_assert_eq!(p.len(), trace + 1);
     p
 }
@@ -197,15 +318,127 @@ impl Tracer {
             return;
         }
         let args = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9];
-        let Some((kind, follow_default, shape)) = syscalls::find(regs.orig_rax as i64) else { return };
-        if let Some((path, follow_last, creates)) = decode(pid, &args, follow_default, shape) {
-            if path.starts_with(&self.work) {
-                return;
-            }
-            let kind = if creates { AccessKind::Create } else { kind };
-            self.trace.accesses.insert(Access { path, kind, follow_last });
+        if let Some(a) = access_of(pid, regs.orig_rax as i64, &args, &self.work) {
+            self.trace.accesses.insert(a);
         }
     }
+}
+
+/// What syscall `nr` of `pid`, stopped at its entry with `args`, asks of the file
+/// system; `None` for a syscall that names no path, or one in the sandbox's own work
+/// directory (`work`, with a trailing `/`).
+fn access_of(pid: libc::pid_t, nr: i64, args: &[u64; 6], work: &str) -> Option<Access> {
+    let (kind, follow_default, shape) = syscalls::find(nr)?;
+    let (path, follow_last, creates) = decode(pid, args, follow_default, shape)?;
+    if path.starts_with(work) {
+        return None;
+    }
+    let kind = if creates { AccessKind::Create } else { kind };
+    Some(Access { path, kind, follow_last })
+}
+
+/// [`Mode::Notify`]'s supervisor: receives the listener of every worker's filter on
+/// `sock` (the other end is the init's, inherited by the workers it forks) and serves
+/// them all (receive, read the path, reply) until `root` (the init) ends. When the init
+/// ends, the kernel has already killed every other process of its pid namespace, so
+/// every stop has been answered and recorded.
+///
+/// One thread with `poll`: the outer process has unshared its pid namespace, and such a
+/// process cannot start threads (`clone(CLONE_THREAD)` fails with EINVAL).
+pub(crate) fn supervise(root: libc::pid_t, sock: OwnedFd, work: &std::path::Path) -> io::Result<Traced> {
+    // SAFETY: pidfd_open of our child; the descriptor is ours.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, root, 0) };
+    if pidfd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: just opened.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) };
+    let work = format!("{}/", work.display());
+    let mut trace = Trace::default();
+    let mut tasks: HashSet<u32> = HashSet::new();
+    let mut sock = Some(sock);
+    let mut listeners: Vec<OwnedFd> = Vec::new();
+    loop {
+        let mut fds: Vec<libc::pollfd> = [pidfd.as_raw_fd(), sock.as_ref().map_or(-1, |s| s.as_raw_fd())]
+            .into_iter()
+            .chain(listeners.iter().map(|l| l.as_raw_fd()))
+            .map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 })
+            .collect();
+        // SAFETY: polls descriptors we own (-1 is ignored).
+        if unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) } < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        let mut gone = Vec::new();
+        for (i, p) in fds.iter().enumerate().skip(2) {
+            if p.revents & libc::POLLIN != 0 {
+                answer(p.fd, &work, &mut trace, &mut tasks);
+            } else if p.revents != 0 {
+                // POLLHUP: no task uses the filter any more.
+                gone.push(i - 2);
+            }
+        }
+        for i in gone.into_iter().rev() {
+            listeners.swap_remove(i);
+        }
+        if fds[1].revents != 0 {
+            match sock.as_ref().map(|s| recv_fd(s.as_raw_fd())) {
+                Some(Ok(Some(listener))) => {
+                    // SAFETY: an ioctl with a plain value on our listener. Best effort:
+                    // Linux < 6.6 answers EINVAL and wake-ups stay asynchronous.
+                    unsafe {
+                        libc::ioctl(
+                            listener.as_raw_fd(),
+                            libc::SECCOMP_IOCTL_NOTIF_SET_FLAGS,
+                            SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP,
+                        )
+                    };
+                    listeners.push(listener);
+                }
+                Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                // End of stream (the init and its workers are gone), or a broken socket.
+                _ => sock = None,
+            }
+        }
+        if fds[0].revents != 0 {
+            break;
+        }
+    }
+    let mut status = 0;
+    loop {
+        // SAFETY: reaps our child, which has exited (its pidfd said so).
+        if unsafe { libc::waitpid(root, &mut status, 0) } == root {
+            break;
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    trace.tasks = tasks.len() as u32;
+    Ok(Traced { trace, root_status: status })
+}
+
+/// Receives one stop on `listener`, records it and lets the syscall go on.
+fn answer(listener: RawFd, work: &str, trace: &mut Trace, tasks: &mut HashSet<u32>) {
+    // SAFETY: the kernel wants a zeroed seccomp_notif and fills it.
+    let mut n: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+    if unsafe { libc::ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_RECV, &mut n) } != 0 {
+        // Interrupted, or the task died before it was received: nothing to answer.
+        return;
+    }
+    trace.events += 1;
+    tasks.insert(n.pid);
+    if let Some(a) = access_of(n.pid as libc::pid_t, n.data.nr as i64, &n.data.args, work) {
+        trace.accesses.insert(a);
+    }
+    let resp =
+        libc::seccomp_notif_resp { id: n.id, val: 0, error: 0, flags: libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32 };
+    // SAFETY: replies with a struct we own. ENOENT (the task died meanwhile) is fine.
+    unsafe { libc::ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_SEND, &resp) };
 }
 
 const AT_FDCWD: i64 = -100;
@@ -238,7 +471,8 @@ fn decode_path(
         Path { p, open_flags } => {
             let name = read_str(pid, a[p])?;
             let follow = open_flags.map_or(follow_default, |f| open_follow(a[f]));
-            Some((join_path(&base(pid, AT_FDCWD)?, &name), follow, open_flags.map_or(0, |f| a[f])))
+            let b = if name.starts_with('/') { String::new() } else { base(pid, AT_FDCWD)? };
+            Some((join_path(&b, &name), follow, open_flags.map_or(0, |f| a[f])))
         }
         At { d, p, at_flags, open_flags } => {
             let name = read_str(pid, a[p]).unwrap_or_default();
@@ -276,7 +510,8 @@ fn decode_path(
             let raw = &addr[2..];
             let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
             let name = String::from_utf8_lossy(&raw[..end]).into_owned();
-            Some((join_path(&base(pid, AT_FDCWD)?, &name), true, 0))
+            let b = if name.starts_with('/') { String::new() } else { base(pid, AT_FDCWD)? };
+            Some((join_path(&b, &name), true, 0))
         }
     }
 }
@@ -353,7 +588,7 @@ mod tests {
         for (i, a) in args.iter().enumerate() {
             data[16 + 8 * i..24 + 8 * i].copy_from_slice(&a.to_ne_bytes());
         }
-        let p = filter_program();
+        let p = filter_program(SECCOMP_RET_TRACE);
         let (mut pc, mut acc) = (0usize, 0u32);
         loop {
             let f = p[pc];
@@ -381,5 +616,10 @@ mod tests {
         assert_eq!(verdict(262, [3, 0, 0, AT_SYMLINK_NOFOLLOW, 0, 0]), SECCOMP_RET_TRACE);
         assert_eq!(verdict(332, [3, 0, AT_EMPTY_PATH, 0, 0, 0]), SECCOMP_RET_ALLOW);
         assert_eq!(verdict(332, [3, 0, 0, AT_EMPTY_PATH, 0, 0]), SECCOMP_RET_TRACE);
+        // The notify mode's program is the same but for the stop it returns.
+        let (t, n) = (filter_program(SECCOMP_RET_TRACE), filter_program(Mode::Notify.action()));
+        assert_eq!(t.len(), n.len());
+        assert_eq!(n.last().unwrap().k, libc::SECCOMP_RET_USER_NOTIF);
+        assert!(t.iter().zip(&n).rev().skip(1).all(|(a, b)| (a.code, a.jt, a.jf, a.k) == (b.code, b.jt, b.jf, b.k)));
     }
 }
