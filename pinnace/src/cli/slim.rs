@@ -265,11 +265,7 @@ pub fn trace(a: TraceArgs) -> anyhow::Result<()> {
             serde_json::json!({"code": o.code, "stdout": String::from_utf8_lossy(&o.stdout), "timed_out": o.timed_out}),
         );
     }
-    let deadline = std::time::Instant::now() + Duration::from_secs(a.seconds);
-    while std::time::Instant::now() < deadline && sb.app_exited().is_none() {
-        std::thread::sleep(Duration::from_micros(200));
-    }
-    let code = sb.app_exited();
+    let code = sb.wait_app_exit(Duration::from_secs(a.seconds));
     let millis = started.elapsed().as_secs_f64() * 1000.0;
     let log = sb.log_tail(200);
     let t = if a.no_trace {

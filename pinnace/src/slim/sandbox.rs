@@ -226,6 +226,14 @@ impl Sandbox {
         }
     }
 
+    /// Waits (without polling: a timed sleep would compete with the app for the CPU) until
+    /// the app exits or `timeout` passes; the app's exit code, as
+    /// [`ProbeTarget::app_exited`] gives it.
+    pub fn wait_app_exit(&self, timeout: Duration) -> Option<i32> {
+        self.wait_for(timeout, |s| s.exited.contains_key(&0) || s.closed);
+        self.app_exited()
+    }
+
     /// Stops the app with `signal` (SIGKILL after `grace`), ends the sandbox and returns
     /// what the tracer recorded.
     pub fn stop(mut self, signal: i32, grace: Duration) -> Result<Trace, SandboxError> {
