@@ -301,8 +301,9 @@ pub fn copy_pipelined<R: Read + Send>(r: R, w: &mut dyn Write) -> io::Result<u64
 
 /// Calls `f` with a reader that yields `r`'s bytes, read ahead on a second thread (at
 /// most four 1 MiB chunks in flight, buffers recycled). `r`'s errors, verification
-/// failures included, reach `f` in order, after the bytes read before them.
-pub fn with_read_ahead<R: Read + Send, T>(mut r: R, f: impl FnOnce(&mut dyn Read) -> T) -> T {
+/// failures included, reach `f` in order, after the bytes read before them. The reader
+/// `f` gets is `Send`, so it can feed another read-ahead stage.
+pub fn with_read_ahead<R: Read + Send, T>(mut r: R, f: impl FnOnce(&mut (dyn Read + Send)) -> T) -> T {
     use std::sync::mpsc::sync_channel;
     const CHUNK: usize = 1 << 20;
     std::thread::scope(|s| {

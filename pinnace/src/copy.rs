@@ -9,11 +9,17 @@
 //! no layer changed and the sink takes its format, which keeps the digest users pinned;
 //! otherwise a new manifest is written (in the sink's format) and the report says so.
 //!
+//! A docker archive is written in layer order, one stream; when it needs several layers
+//! decompressed, a helper thread decompresses later ones at the same time into spool
+//! files beside it (`ahead`), and the archive's bytes are the same as from a serial copy.
+//!
 //! Blobs move [`CopyOptions::jobs`] at a time when either end is a registry and the sink
 //! takes them concurrently ([`Sink::concurrent_blobs`]: registries, OCI layouts), each on
 //! its own thread with its own connection, and one at a time otherwise. Every blob's report goes into the slot of
 //! its layer, so the manifest is built in layer order whatever order blobs finish in.
 //! With [`CopyOptions::all`], an index is copied whole: every child image, then the index.
+
+mod ahead;
 
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -27,7 +33,7 @@ use serde_json::{json, Value};
 use crate::blob::VerifyReader;
 use crate::layer::{self, Compression, Encoded, Encoder, EncoderOptions};
 use crate::oci::{self, media, Digest, Manifest, Platform, RawManifest};
-use crate::progress::Bars;
+use crate::progress::{Bars, Progress};
 use crate::transport::registry::sink::MAX_RESTARTS;
 use crate::transport::registry::RegistryOptions;
 use crate::transport::{
@@ -338,17 +344,41 @@ fn transfer_layers(
     let results = match sink.concurrent_blobs() {
         Some(c) if parallel => transfer_parallel(c, cx, &distinct, jobs),
         _ => {
+            // A single-stream sink (a docker archive) gets later layers decompressed ahead
+            // on another core (see `ahead`); the archive's bytes stay the same.
+            let to_convert: Vec<Digest> =
+                distinct.iter().filter(|l| cx.converts(l) && !cx.src.remote()).map(|l| l.digest).collect();
+            let ahead = match cx.form {
+                LayerForm::Uncompressed => ahead::Ahead::plan(to_convert, sink.spool_dir()),
+                LayerForm::Compressed => None,
+            };
             let serial = Serial(RefCell::new(sink));
-            let mut results = Vec::new();
-            for l in &distinct {
-                let r = transfer(&serial, cx, l);
-                let failed = r.is_err();
-                results.push(Some(r));
-                if failed {
-                    break;
+            std::thread::scope(|s| {
+                if let Some(a) = &ahead {
+                    s.spawn(|| {
+                        a.help(|d, w| {
+                            let l = distinct.iter().find(|l| l.digest == *d).expect("planned from these layers");
+                            let bar = cx.bars.blob(&short(&l.digest), l.size);
+                            let r = convert(cx, l, &bar, w);
+                            bar.finish();
+                            r
+                        });
+                    });
                 }
-            }
-            results
+                let mut results = Vec::new();
+                for l in &distinct {
+                    let r = transfer(&serial, cx, l, ahead.as_ref());
+                    let failed = r.is_err();
+                    results.push(Some(r));
+                    if failed {
+                        break;
+                    }
+                }
+                if let Some(a) = &ahead {
+                    a.stop();
+                }
+                results
+            })
         }
     };
     let mut by_digest = std::collections::HashMap::new();
@@ -380,7 +410,7 @@ fn transfer_parallel(c: &dyn ConcurrentBlobs, cx: &Ctx<'_>, blobs: &[&Layer], jo
                 while !stop.load(Ordering::SeqCst) {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(l) = blobs.get(i) else { break };
-                    let r = transfer(c, cx, l);
+                    let r = transfer(c, cx, l, None);
                     if r.is_err() {
                         stop.store(true, Ordering::SeqCst);
                     }
@@ -398,15 +428,28 @@ fn short(d: &Digest) -> String {
     s.chars().take(19).collect()
 }
 
+impl Ctx<'_> {
+    /// Whether layer `l` is compressed or decompressed on the way (else it passes as is).
+    fn converts(&self, l: &Layer) -> bool {
+        let plain = l.claimed_compression() == Some(Compression::None) && l.digest == l.diff_id;
+        plain == (self.form == LayerForm::Compressed)
+    }
+}
+
 /// One layer blob to the sink: skipped when the sink has it (or mounted it), else copied
-/// byte for byte or converted (see the module docs). Returns the source digest and report.
-fn transfer<B: Blobs + ?Sized>(b: &B, cx: &Ctx<'_>, l: &Layer) -> Result<(Digest, LayerReport), TransportError> {
+/// byte for byte or converted (see the module docs); a layer that `ahead`'s helper
+/// decompressed is appended from its spool. Returns the source digest and report.
+fn transfer<B: Blobs + ?Sized>(
+    b: &B,
+    cx: &Ctx<'_>,
+    l: &Layer,
+    ahead: Option<&ahead::Ahead>,
+) -> Result<(Digest, LayerReport), TransportError> {
     let src = cx.src;
     let claimed = l.claimed_compression();
-    let plain = claimed == Some(Compression::None) && l.digest == l.diff_id;
     let blob_err = |source| TransportError::Blob { image: src.describe(), digest: l.digest, source };
-    let report = match (cx.form, plain) {
-        (LayerForm::Compressed, false) | (LayerForm::Uncompressed, true) => {
+    let report = match cx.converts(l) {
+        false => {
             let mt = out_media_type(&l.media_type, claimed, cx.oci_out);
             let action = match b.presence(&l.digest, l.size)? {
                 Presence::Present => LayerAction::Skipped,
@@ -443,27 +486,17 @@ fn transfer<B: Blobs + ?Sized>(b: &B, cx: &Ctx<'_>, l: &Layer) -> Result<(Digest
             }
             LayerReport { digest: l.digest, size: l.size, diff_id: l.diff_id, media_type: mt, action }
         }
-        (LayerForm::Compressed, true) | (LayerForm::Uncompressed, false) => {
-            let target = if cx.form == LayerForm::Compressed { cx.enc.compression } else { Compression::None };
-            let eo = EncoderOptions { compression: target, ..cx.enc };
-            let bar = cx.bars.blob(&short(&l.digest), l.size);
-            let mut produce = |w: &mut (dyn io::Write + Send)| -> io::Result<Encoded> {
-                bar.rewind(bar.position());
-                // Errors reading the source are marked, so they are reported against
-                // the source blob rather than the file being written.
-                let raw = src.open_blob(&l.digest, l.size).map_err(|e| SourceRead::mark(io::Error::other(e)))?;
-                // Both digests are verified on the reading side (the blob's, then the
-                // diff_id after decompression), which runs on its own thread while this
-                // one compresses, hashes the output and writes.
-                let (_, plain) =
-                    layer::open_verified(bar.wrap(raw), l.digest, l.size, Some(l.diff_id)).map_err(SourceRead::mark)?;
-                let mut e = Encoder::with_diff_id(w, &eo, l.diff_id)?;
-                crate::blob::copy_pipelined(MarkReads(plain), &mut e)?;
-                Ok(e.finish()?.1)
+        true => {
+            let enc = match ahead.and_then(|a| a.claim(&l.digest)) {
+                Some(spool) => b.put_with(&mut |w| spool.drain_into(w)),
+                None => {
+                    let bar = cx.bars.blob(&short(&l.digest), l.size);
+                    let enc = b.put_with(&mut |w| convert(cx, l, &bar, w));
+                    bar.finish();
+                    enc
+                }
             };
-            let enc = b.put_with(&mut produce).map_err(|e| unwrap_blob_error(e, blob_err));
-            bar.finish();
-            let enc = enc?;
+            let enc = enc.map_err(|e| unwrap_blob_error(e, blob_err))?;
             let action =
                 if cx.form == LayerForm::Compressed { LayerAction::Compressed } else { LayerAction::Decompressed };
             let mt = media::layer_media_type(enc.compression, !cx.oci_out).to_string();
@@ -471,6 +504,34 @@ fn transfer<B: Blobs + ?Sized>(b: &B, cx: &Ctx<'_>, l: &Layer) -> Result<(Digest
         }
     };
     Ok((l.digest, report))
+}
+
+/// Writes layer `l` compressed (for a compressed store) or decompressed (for a docker
+/// archive) into `w`, counting source bytes on `bar`; may be called again to start over.
+/// Errors reading the source are marked, so they are reported against the source blob
+/// rather than the file being written.
+fn convert(cx: &Ctx<'_>, l: &Layer, bar: &Progress, w: &mut (dyn io::Write + Send)) -> io::Result<Encoded> {
+    bar.rewind(bar.position());
+    let raw = cx.src.open_blob(&l.digest, l.size).map_err(|e| SourceRead::mark(io::Error::other(e)))?;
+    let raw = bar.wrap(raw);
+    if cx.form == LayerForm::Uncompressed {
+        // Reading and the blob digest, decompression, and the diff_id with the writes:
+        // three threads, so decompression (the slowest) has one to itself.
+        let eo = EncoderOptions { compression: Compression::None, ..cx.enc };
+        return layer::with_verified_stages(raw, l.digest, l.size, l.diff_id, |plain| {
+            let mut e = Encoder::with_diff_id(w, &eo, l.diff_id)?;
+            crate::blob::copy_large(&mut MarkReads(plain), &mut e)?;
+            Ok(e.finish()?.1)
+        })
+        .map_err(SourceRead::mark)?;
+    }
+    // Both digests are verified on the reading side (a plain layer's digest is its
+    // diff_id), which runs on its own thread while this one feeds the compressors,
+    // hashes the output and writes.
+    let (_, plain) = layer::open_verified(raw, l.digest, l.size, Some(l.diff_id)).map_err(SourceRead::mark)?;
+    let mut e = Encoder::with_diff_id(w, &cx.enc, l.diff_id)?;
+    crate::blob::copy_pipelined(MarkReads(plain), &mut e)?;
+    Ok(e.finish()?.1)
 }
 
 fn sink_is_oci(form: LayerForm) -> bool {

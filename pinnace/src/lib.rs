@@ -6,7 +6,7 @@
 //! - [`oci`]: digests, media types, descriptors, manifests, indexes and configs.
 //! - [`blob`]: verified blob streams and atomic content-addressed writes.
 //! - [`layer`]: the one deterministic layer writer, the one streaming layer reader, and
-//!   compression (gzip with fixed-block parallel deflate, zstd, none).
+//!   compression (gzip as one member per fixed 1 MiB block, compressed in parallel; zstd; none).
 //! - [`transport`]: image references in skopeo's syntax, and one reader/writer pair per
 //!   transport (OCI layout, OCI archive, docker archive, podman and docker daemons).
 //! - [`copy`](mod@copy): the one generic copy from any source to any sink.

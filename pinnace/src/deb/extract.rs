@@ -67,7 +67,8 @@ fn decompress(m: &ArMember<'_>) -> Result<Vec<u8>, String> {
                 .map_err(|e| format!("{}: xz: {e}", m.name))
         }
         Some("zst") => zstd::stream::read::Decoder::new(m.data).and_then(|mut d| d.read_to_end(&mut out)),
-        Some("gz") => flate2::read::GzDecoder::new(m.data).read_to_end(&mut out),
+        // Every member of a multi-member gzip (dpkg-deb reads them all, as gzip -d does).
+        Some("gz") => flate2::read::MultiGzDecoder::new(m.data).read_to_end(&mut out),
         Some("tar") => return Ok(m.data.to_vec()),
         _ => return Err(format!("{}: unknown compression", m.name)),
     };

@@ -1,63 +1,53 @@
-//! Deterministic parallel gzip, in the style of pigz.
+//! Deterministic parallel gzip: fixed-size blocks, each an independent gzip member.
 //!
 //! # The scheme
 //!
-//! The uncompressed input is cut into fixed-size blocks of [`BLOCK_SIZE`] bytes (the last
-//! block may be shorter). Every block is compressed independently, as raw deflate, by a
-//! fresh compressor that is first given the 32 KiB of input *preceding* the block as a
-//! preset dictionary (`deflateSetDictionary`). Deflate never refers back further than
-//! 32 KiB, so a block compressed this way may use back-references into the previous
-//! block exactly as a single-stream compressor would, and the decoder, which has already
-//! produced that data, resolves them without knowing anything about the block structure.
+//! The uncompressed input is cut into fixed-size blocks of [`BLOCK_SIZE`] bytes (1 MiB;
+//! the last block may be shorter). Every block is compressed on its own by libdeflate at
+//! a fixed level into a complete gzip member: a fixed 10-byte header, the raw deflate
+//! data, then the CRC-32 and length of that block. The members are written one after
+//! another in input order. An empty input gives one empty member.
 //!
-//! Every block but the last ends with a sync flush (an empty stored block, which leaves
-//! the bit stream byte-aligned and does not set `BFINAL`); the last one ends with a
-//! finish (`BFINAL` set). The blocks' outputs can therefore simply be concatenated, in
-//! input order, into one deflate stream, which is wrapped in a single gzip member: a
-//! fixed 10-byte header, the deflate data, then the CRC-32 of the whole input and its
-//! length modulo 2³². Any gzip decoder (`gzip -d`, `flate2::read::GzDecoder`, Go's
-//! `compress/gzip`) reads the result as one ordinary member.
+//! A gzip file is defined as a series of members (RFC 1952 §2.2), and every reader that
+//! matters decodes them all as one stream: Go's `compress/gzip` (docker, containerd,
+//! podman, skopeo, umoci, dive), GNU `gzip -d`, Python's `gzip`/`tarfile`, flate2's
+//! `MultiGzDecoder` (pinnace's own reader, [`super::compress::decompress`]). eStargz
+//! layers and BGZF files are built the same way. A reader that stops after the first
+//! member (flate2's single-member `GzDecoder`) would see only the first MiB: pinnace
+//! never uses one on a layer.
 //!
 //! Worker threads compress blocks concurrently; the thread that feeds the encoder keeps
-//! the jobs in submission order and writes each block's output as soon as it and all
-//! earlier blocks are done. At most `2 × threads` blocks are in flight, so memory stays
-//! bounded (about `2 × threads × 300 KiB` of buffers plus one deflate state per running
-//! job) whatever the input size.
+//! the jobs in submission order and writes each member as soon as it and all earlier
+//! ones are done. At most `2 × threads` blocks are in flight, so memory stays bounded
+//! (about `2 × threads × 2 MiB` of buffers plus one libdeflate compressor per thread)
+//! whatever the input size.
 //!
 //! # Why the output does not depend on the thread count
 //!
-//! The compressed bytes of a block are a pure function of `(level, dictionary, block,
-//! is_last)`:
+//! A member's bytes are a pure function of `(level, block)`:
 //!
-//! - block boundaries are fixed offsets in the input, never decided by timing, write
-//!   chunking or `flush` calls (`flush` does not cut a block);
-//! - the dictionary is the 32 KiB of input before the block, again a function of the
-//!   input alone;
-//! - each block gets a *new* `Compress`. A reused one (`reset()`) is not enough: zlib-rs
-//!   hashes four bytes per position, and `set_dictionary` hashes the last dictionary
-//!   position together with the byte that follows it in the window, which after a reset
-//!   is stale data from whatever block that compressor handled before. That changes the
-//!   hash chains and, occasionally, the chosen matches, so reused compressors would make
-//!   the output depend on which worker got which block. A new compressor's window is
-//!   zero-filled;
-//! - each block is compressed in one call into an output buffer whose size is a fixed
-//!   function of the block length and large enough for the worst case, so the
-//!   compressor never runs out of room mid-block. (Stored blocks at level 0, and the
-//!   extra empty block zlib emits when a sync flush exactly fills the buffer, depend on
-//!   the output space given to deflate.)
+//! - block boundaries are fixed offsets in the input (every [`BLOCK_SIZE`] bytes), never
+//!   decided by timing, write chunking or `flush` calls (`flush` does not cut a block);
+//! - blocks share nothing: no preset dictionary, and libdeflate compresses each buffer
+//!   from scratch (a compressor keeps no history between calls, so a worker reusing its
+//!   compressor for any block gives the same bytes);
+//! - the output buffer is always libdeflate's worst-case bound for the block length, so
+//!   the compressor never runs short of room;
+//! - the header is fixed (`mtime` 0, no name, `XFL` 0, `OS` 255 "unknown").
 //!
-//! The header is fixed (`mtime` 0, no name, `XFL` 0, `OS` 255 "unknown"), so the same
-//! input and level give the same bytes with 1 or 64 threads, on any machine: zlib-rs
-//! picks SIMD routines at run time, but they only compute match lengths and checksums,
-//! which do not vary. A new flate2/zlib-rs version may change the deflate output; the
-//! `output_bytes_are_pinned` test catches that.
+//! So the same input and level give the same bytes with 1 or 64 threads, on any machine
+//! (libdeflate picks SIMD routines at run time, but they only compute match lengths and
+//! checksums, which do not vary). A new libdeflate version may change the deflate output;
+//! the `output_bytes_are_pinned` test catches that.
 //!
-//! # Cost
+//! # Why libdeflate, and the cost of independent blocks
 //!
-//! Each block restarts the match finder with only the dictionary as history and ends
-//! with a 5-byte sync marker. On tar-like data the output is within ±0.1% of a single
-//! deflate stream at the same level (the forced block ends even help zlib-rs's Huffman
-//! tables a little), and a new compressor per block costs about 1% of CPU time.
+//! libdeflate compresses a whole buffer in one call, with no streaming state, and spends
+//! about 35 % less CPU per byte than zlib-rs for smaller output (bench/RESULTS.md,
+//! "copy.sh"). Its lack of streaming is what fixed blocks need anyway. Blocks that do
+//! not see the 32 KiB before them lose a little: on tar-like data the output is within
+//! about 0.5 % of one libdeflate stream over the whole input, and each member adds 18
+//! bytes of header and trailer (0.002 % of a 1 MiB block).
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
@@ -66,14 +56,14 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use flate2::{Compress, Compression, FlushCompress, Status};
+use libdeflater::{CompressionLvl, Compressor};
 
-/// Size of the input blocks compressed independently (128 KiB, as pigz).
-pub const BLOCK_SIZE: usize = 128 * 1024;
+/// Size of the input blocks compressed independently (1 MiB). Part of the output format:
+/// changing it changes every layer digest pinnace writes.
+pub const BLOCK_SIZE: usize = 1 << 20;
 
-/// How much preceding input is given to each block as preset dictionary: the whole
-/// deflate window.
-const DICT_SIZE: usize = 32 * 1024;
+/// The highest level libdeflate has.
+pub const MAX_LEVEL: u32 = 12;
 
 /// The fixed gzip member header: magic, CM = deflate, no flags, `mtime` 0, `XFL` 0,
 /// `OS` 255 (unknown).
@@ -90,8 +80,8 @@ pub fn default_threads() -> usize {
 /// into `inner`, with output that depends only on the input and the level.
 ///
 /// See the [module documentation](self) for the scheme. Call [`finish`](Self::finish) to
-/// write the last block and the trailer; dropping the encoder without finishing stops and
-/// joins its threads but leaves `inner` holding an incomplete gzip stream.
+/// write the last block; dropping the encoder without finishing stops and joins its
+/// threads but leaves `inner` holding an incomplete gzip stream.
 ///
 /// ```
 /// # use std::io::{Read, Write};
@@ -100,23 +90,18 @@ pub fn default_threads() -> usize {
 /// enc.write_all(b"hello, hello, hello")?;
 /// let gz = enc.finish()?;
 /// let mut out = String::new();
-/// flate2::read::GzDecoder::new(&gz[..]).read_to_string(&mut out)?;
+/// flate2::read::MultiGzDecoder::new(&gz[..]).read_to_string(&mut out)?;
 /// assert_eq!(out, "hello, hello, hello");
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct ParallelGzEncoder<W: Write + Send> {
     /// `None` only after `finish` has taken it.
     inner: Option<W>,
-    level: Compression,
     block_size: usize,
-    /// The dictionary for the current block (the input before it, at most `DICT_SIZE`
-    /// bytes) followed by the current block's input so far.
+    /// The current block's input so far.
     buf: Vec<u8>,
-    /// How many bytes at the start of `buf` are dictionary.
-    dict_len: usize,
-    /// CRC-32 and length of the input whose compressed form has been written to `inner`.
-    crc: crc32fast::Hasher,
-    header_written: bool,
+    /// Whether any member has been submitted (an empty input still gets one).
+    submitted: bool,
     /// Set once an error may have left `inner` with a partial or out-of-order stream;
     /// every later call fails rather than writing a corrupt one.
     failed: bool,
@@ -129,7 +114,7 @@ pub struct ParallelGzEncoder<W: Write + Send> {
 /// Where blocks are compressed.
 enum Engine {
     /// One thread: compress in the calling thread.
-    Inline,
+    Inline(Compressor),
     Pool(Pool),
 }
 
@@ -145,29 +130,26 @@ struct Pool {
     cancel: Arc<AtomicBool>,
 }
 
-/// One block to compress: `buf[..dict_len]` is the dictionary, the rest the block.
+/// One block to compress into `out`.
 struct Job {
     buf: Vec<u8>,
-    dict_len: usize,
-    last: bool,
     out: Vec<u8>,
     reply: SyncSender<Done>,
 }
 
-/// A compressed block, with its buffers handed back for reuse.
+/// A compressed block (a whole gzip member in `out`), with its buffers handed back for
+/// reuse.
 struct Done {
     buf: Vec<u8>,
     out: Vec<u8>,
     result: io::Result<()>,
-    crc: u32,
-    len: u64,
 }
 
 impl<W: Write + Send> ParallelGzEncoder<W> {
     /// Creates an encoder writing a gzip stream into `inner`.
     ///
-    /// `level` is the deflate level, 0 (stored) to 9 (best); larger values are treated
-    /// as 9. `threads` is the number of compressing threads: 0 means
+    /// `level` is libdeflate's level, 0 (stored) to [`MAX_LEVEL`]; larger values are
+    /// treated as [`MAX_LEVEL`]. `threads` is the number of compressing threads: 0 means
     /// [`default_threads`], 1 compresses inline in the calling thread without spawning.
     /// The output bytes are the same for every `threads`. If threads cannot be spawned,
     /// the encoder uses as many as it got, or compresses inline.
@@ -179,21 +161,18 @@ impl<W: Write + Send> ParallelGzEncoder<W> {
     /// blocks out of small inputs).
     fn with_block_size(inner: W, level: u32, threads: usize, block_size: usize) -> Self {
         assert!(block_size > 0, "block size must be positive");
-        let level = Compression::new(level.min(9));
+        let level = lvl(level);
         let threads = if threads == 0 { default_threads() } else { threads };
         let engine = if threads <= 1 {
-            Engine::Inline
+            Engine::Inline(Compressor::new(level))
         } else {
-            Pool::start(level, threads).map_or(Engine::Inline, Engine::Pool)
+            Pool::start(level, threads).unwrap_or_else(|| Engine::Inline(Compressor::new(level)))
         };
         ParallelGzEncoder {
             inner: Some(inner),
-            level,
             block_size,
-            buf: Vec::with_capacity(DICT_SIZE.min(block_size) + block_size),
-            dict_len: 0,
-            crc: crc32fast::Hasher::new(),
-            header_written: false,
+            buf: Vec::with_capacity(block_size),
+            submitted: false,
             failed: false,
             free_in: Vec::new(),
             free_out: Vec::new(),
@@ -201,28 +180,18 @@ impl<W: Write + Send> ParallelGzEncoder<W> {
         }
     }
 
-    /// Compresses the remaining input, writes the gzip trailer, flushes `inner` and
-    /// returns it.
+    /// Compresses the remaining input, flushes `inner` and returns it.
     ///
     /// # Errors
     ///
     /// Any error from `inner`, or from an earlier call that left the stream incomplete.
     pub fn finish(mut self) -> io::Result<W> {
         self.check()?;
-        self.submit(true)?;
+        if !self.buf.is_empty() || !self.submitted {
+            self.submit()?;
+        }
         self.drain_all()?;
-        // An empty input still produces one (final) block, so the header is written.
-        debug_assert!(self.header_written);
-        let crc = std::mem::take(&mut self.crc);
-        let len = crc.total_len();
-        let mut trailer = [0u8; 8];
-        trailer[..4].copy_from_slice(&crc.finalize().to_le_bytes());
-        // ISIZE is the length modulo 2^32: truncation is the format.
-        #[allow(clippy::cast_possible_truncation)]
-        trailer[4..].copy_from_slice(&(len as u32).to_le_bytes());
-        let inner = self.inner_mut()?;
-        inner.write_all(&trailer)?;
-        inner.flush()?;
+        self.inner_mut()?.flush()?;
         self.shutdown();
         self.inner.take().ok_or_else(|| io::Error::other("gzip encoder already finished"))
     }
@@ -240,35 +209,26 @@ impl<W: Write + Send> ParallelGzEncoder<W> {
         self.inner.as_mut().ok_or_else(|| io::Error::other("gzip encoder already finished"))
     }
 
-    /// Hands the current block (all of `buf` after the dictionary) to the engine and starts
-    /// the next block with the last `DICT_SIZE` bytes of input as its dictionary.
-    fn submit(&mut self, last: bool) -> io::Result<()> {
+    /// Hands the current block to the engine and starts the next one.
+    fn submit(&mut self) -> io::Result<()> {
         let mut next = self.free_in.pop().unwrap_or_default();
         next.clear();
-        let next_dict_len = if last {
-            0
-        } else {
-            let keep = DICT_SIZE.min(self.buf.len());
-            next.reserve(keep + self.block_size);
-            next.extend_from_slice(&self.buf[self.buf.len() - keep..]);
-            keep
-        };
+        next.reserve(self.block_size);
         let buf = std::mem::replace(&mut self.buf, next);
-        let dict_len = std::mem::replace(&mut self.dict_len, next_dict_len);
-        let result = if matches!(self.engine, Engine::Pool(_)) {
-            let out = self.free_out.pop().unwrap_or_default();
-            self.wait_for_room()
+        let mut out = self.free_out.pop().unwrap_or_default();
+        self.submitted = true;
+        let result = match &mut self.engine {
+            Engine::Inline(c) => {
+                let result = compress_member(c, &buf, &mut out);
+                self.emit(Done { buf, out, result })
+            }
+            Engine::Pool(_) => self
+                .wait_for_room()
                 .and_then(|()| match &mut self.engine {
-                    Engine::Pool(pool) => pool.send(buf, dict_len, last, out),
-                    Engine::Inline => unreachable!("the engine never changes"),
+                    Engine::Pool(pool) => pool.send(buf, out),
+                    Engine::Inline(_) => unreachable!("the engine never changes"),
                 })
-                .and_then(|()| self.drain_ready())
-        } else {
-            let mut out = self.free_out.pop().unwrap_or_default();
-            let result = compress_block(self.level, &buf, dict_len, last, &mut out);
-            let crc = crc32fast::hash(&buf[dict_len..]);
-            let len = (buf.len() - dict_len) as u64;
-            self.emit(Done { buf, out, result, crc, len })
+                .and_then(|()| self.drain_ready()),
         };
         if result.is_err() {
             self.failed = true;
@@ -323,27 +283,13 @@ impl<W: Write + Send> ParallelGzEncoder<W> {
         result
     }
 
-    /// Writes one compressed block (the next in order) to `inner`, preceded by the header
-    /// if it is the first, and accounts for its input in the CRC. Both buffers are kept
-    /// for reuse.
+    /// Writes one member (the next in order) to `inner`. Both buffers are kept for reuse.
     fn emit(&mut self, done: Done) -> io::Result<()> {
-        let Done { buf, out, result, crc, len } = done;
+        let Done { buf, out, result } = done;
         self.free_in.push(buf);
-        let written = result.and_then(|()| self.write_block(&out, crc, len));
+        let written = result.and_then(|()| self.inner_mut()?.write_all(&out));
         self.free_out.push(out);
         written
-    }
-
-    fn write_block(&mut self, out: &[u8], crc: u32, len: u64) -> io::Result<()> {
-        let write_header = !self.header_written;
-        let inner = self.inner_mut()?;
-        if write_header {
-            inner.write_all(&GZIP_HEADER)?;
-        }
-        inner.write_all(out)?;
-        self.header_written = true;
-        self.crc.combine(&crc32fast::Hasher::new_with_initial_len(crc, len));
-        Ok(())
     }
 
     /// Stops the workers: queued jobs are dropped, running ones finish, all are joined.
@@ -355,21 +301,19 @@ impl<W: Write + Send> ParallelGzEncoder<W> {
 }
 
 impl<W: Write + Send> Write for ParallelGzEncoder<W> {
-    /// Buffers `data`, handing a block to the compressors each time one fills and more
-    /// input arrives. Accepts at most the rest of the current block per call.
+    /// Buffers `data`, handing a block to the compressors each time one fills. Accepts at
+    /// most the rest of the current block per call.
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         self.check()?;
         if data.is_empty() {
             return Ok(0);
         }
-        // A full block is submitted only once more input arrives, so that the final block
-        // (compressed with `Finish`) is never empty unless the whole input is.
-        if self.buf.len() - self.dict_len == self.block_size {
-            self.submit(false)?;
-        }
-        let room = self.block_size - (self.buf.len() - self.dict_len);
+        let room = self.block_size - self.buf.len();
         let n = room.min(data.len());
         self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == self.block_size {
+            self.submit()?;
+        }
         Ok(n)
     }
 
@@ -394,9 +338,8 @@ impl<W: Write + Send> Drop for ParallelGzEncoder<W> {
 
 impl Pool {
     /// Spawns up to `threads` workers; `None` if none could be spawned.
-    fn start(level: Compression, threads: usize) -> Option<Pool> {
-        let max_pending = 2 * threads;
-        let (tx, rx) = mpsc::sync_channel::<Job>(max_pending);
+    fn start(level: CompressionLvl, threads: usize) -> Option<Engine> {
+        let (tx, rx) = mpsc::sync_channel::<Job>(2 * threads);
         let rx = Arc::new(Mutex::new(rx));
         let cancel = Arc::new(AtomicBool::new(false));
         let mut workers = Vec::with_capacity(threads);
@@ -414,14 +357,20 @@ impl Pool {
             return None;
         }
         let max_pending = 2 * workers.len();
-        Some(Pool { jobs: Some(tx), workers, pending: VecDeque::with_capacity(max_pending), max_pending, cancel })
+        Some(Engine::Pool(Pool {
+            jobs: Some(tx),
+            workers,
+            pending: VecDeque::with_capacity(max_pending),
+            max_pending,
+            cancel,
+        }))
     }
 
     /// Queues a block; the caller has made sure there is room.
-    fn send(&mut self, buf: Vec<u8>, dict_len: usize, last: bool, out: Vec<u8>) -> io::Result<()> {
+    fn send(&mut self, buf: Vec<u8>, out: Vec<u8>) -> io::Result<()> {
         let jobs = self.jobs.as_ref().ok_or_else(|| io::Error::other("gzip worker pool is shut down"))?;
         let (reply, done) = mpsc::sync_channel(1);
-        jobs.send(Job { buf, dict_len, last, out, reply }).map_err(|_| worker_gone())?;
+        jobs.send(Job { buf, out, reply }).map_err(|_| worker_gone())?;
         self.pending.push_back(done);
         Ok(())
     }
@@ -468,8 +417,10 @@ fn worker_gone() -> io::Error {
     io::Error::other("gzip compression thread exited unexpectedly")
 }
 
-/// A worker: compresses jobs until the queue is closed.
-fn worker(jobs: &Mutex<Receiver<Job>>, cancel: &AtomicBool, level: Compression) {
+/// A worker: compresses jobs until the queue is closed, with one compressor for all of
+/// them (libdeflate keeps no state between calls, so reuse does not change the output).
+fn worker(jobs: &Mutex<Receiver<Job>>, cancel: &AtomicBool, level: CompressionLvl) {
+    let mut compressor = Compressor::new(level);
     loop {
         let job = {
             let Ok(queue) = jobs.lock() else { return };
@@ -481,58 +432,38 @@ fn worker(jobs: &Mutex<Receiver<Job>>, cancel: &AtomicBool, level: Compression) 
         if cancel.load(Ordering::Relaxed) {
             continue;
         }
-        let Job { buf, dict_len, last, mut out, reply } = job;
-        let result = compress_block(level, &buf, dict_len, last, &mut out);
-        let crc = crc32fast::hash(&buf[dict_len..]);
-        let len = (buf.len() - dict_len) as u64;
+        let Job { buf, mut out, reply } = job;
+        let result = compress_member(&mut compressor, &buf, &mut out);
         // The receiver is gone only if the encoder is being dropped.
-        let _ = reply.send(Done { buf, out, result, crc, len });
+        let _ = reply.send(Done { buf, out, result });
     }
 }
 
-/// Room for the raw deflate of `len` bytes in the worst case (stored blocks plus block
-/// headers, the sync marker and slack), generously above zlib's `deflateBound`.
-fn output_bound(len: usize) -> usize {
-    len + (len >> 5) + (len >> 7) + (len >> 11) + 64
+/// libdeflate's level for `level`, clamped to [`MAX_LEVEL`].
+fn lvl(level: u32) -> CompressionLvl {
+    let level = i32::try_from(level.min(MAX_LEVEL)).unwrap_or(12);
+    CompressionLvl::new(level).unwrap_or_else(|_| CompressionLvl::best())
 }
 
-/// Compresses `buf[dict_len..]` as raw deflate with `buf[..dict_len]` as preset
-/// dictionary, ending with a sync flush, or with the final block if `last`, into `out`
-/// (replacing its contents).
+/// Compresses `block` into one complete gzip member in `out` (replacing its contents):
+/// the fixed header, raw deflate, CRC-32 and length.
 ///
-/// The result depends only on the arguments: a new compressor every time, and an output
-/// size fixed by the input length (see the module documentation).
-fn compress_block(level: Compression, buf: &[u8], dict_len: usize, last: bool, out: &mut Vec<u8>) -> io::Result<()> {
-    let (dict, mut input) = buf.split_at(dict_len);
-    let mut deflate = Compress::new(level, false);
-    if !dict.is_empty() {
-        deflate.set_dictionary(dict).map_err(io::Error::other)?;
-    }
-    let flush = if last { FlushCompress::Finish } else { FlushCompress::Sync };
-    let mut written = 0;
+/// The result depends only on the compressor's level and `block` (see the module
+/// documentation): the deflate output gets libdeflate's worst-case bound as room.
+fn compress_member(c: &mut Compressor, block: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
+    let bound = c.deflate_compress_bound(block.len());
     out.clear();
-    out.resize(output_bound(input.len()), 0);
-    loop {
-        let (in_before, out_before) = (deflate.total_in(), deflate.total_out());
-        let status = deflate.compress(input, &mut out[written..], flush).map_err(io::Error::other)?;
-        let consumed = usize::try_from(deflate.total_in() - in_before).map_err(io::Error::other)?;
-        let produced = usize::try_from(deflate.total_out() - out_before).map_err(io::Error::other)?;
-        input = &input[consumed..];
-        written += produced;
-        let finished = if last { status == Status::StreamEnd } else { input.is_empty() && written < out.len() };
-        if finished {
-            out.truncate(written);
-            return Ok(());
-        }
-        if written == out.len() {
-            // Not reached with `output_bound`, but stay correct (and still deterministic:
-            // the growth depends only on the input) if it ever is.
-            let grow = out.len().max(1024);
-            out.resize(out.len() + grow, 0);
-        } else if consumed == 0 && produced == 0 {
-            return Err(io::Error::other("deflate made no progress"));
-        }
-    }
+    out.resize(GZIP_HEADER.len() + bound + 8, 0);
+    out[..GZIP_HEADER.len()].copy_from_slice(&GZIP_HEADER);
+    let n =
+        c.deflate_compress(block, &mut out[GZIP_HEADER.len()..GZIP_HEADER.len() + bound]).map_err(io::Error::other)?;
+    let end = GZIP_HEADER.len() + n;
+    out.truncate(end);
+    out.extend_from_slice(&crc32fast::hash(block).to_le_bytes());
+    // ISIZE is the length modulo 2^32: truncation is the format (blocks are 1 MiB anyway).
+    #[allow(clippy::cast_possible_truncation)]
+    out.extend_from_slice(&(block.len() as u32).to_le_bytes());
+    Ok(())
 }
 
 #[cfg(test)]
@@ -603,9 +534,9 @@ mod tests {
         out
     }
 
-    /// Length and CRC-32 of `compress(&mixed_bytes(1 << 20), 6, _)`.
-    const GOLDEN_LEN: usize = 335_187;
-    const GOLDEN_CRC: u32 = 0x44b6_7edf;
+    /// Length and CRC-32 of `compress(&mixed_bytes(3 << 20), 4, _)`.
+    const GOLDEN_LEN: usize = 1_079_377;
+    const GOLDEN_CRC: u32 = 0x2497_6063;
 
     fn compress(data: &[u8], level: u32, threads: usize) -> Vec<u8> {
         compress_blocks(data, level, threads, BLOCK_SIZE, data.len().max(1))
@@ -621,7 +552,7 @@ mod tests {
 
     fn gunzip(gz: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(gz).read_to_end(&mut out).unwrap();
+        flate2::read::MultiGzDecoder::new(gz).read_to_end(&mut out).unwrap();
         out
     }
 
@@ -642,6 +573,21 @@ mod tests {
         Some(output.stdout)
     }
 
+    /// The members of a gzip stream, split by decoding one at a time.
+    fn members(gz: &[u8]) -> Vec<(usize, Vec<u8>)> {
+        let mut rest = gz;
+        let mut out = Vec::new();
+        while !rest.is_empty() {
+            let mut d = flate2::bufread::GzDecoder::new(rest);
+            let mut plain = Vec::new();
+            d.read_to_end(&mut plain).unwrap();
+            let left = d.into_inner().len();
+            out.push((rest.len() - left, plain));
+            rest = &rest[rest.len() - left..];
+        }
+        out
+    }
+
     #[test]
     fn header_and_trailer_are_fixed() {
         let gz = compress(b"abc", 6, 1);
@@ -652,24 +598,40 @@ mod tests {
     }
 
     #[test]
-    fn empty_input_is_a_valid_empty_gzip() {
+    fn empty_input_is_one_empty_member() {
         for threads in [1, 2] {
             let gz = compress(b"", 6, threads);
             assert!(gunzip(&gz).is_empty());
             if let Some(out) = system_gunzip(&gz) {
                 assert!(out.is_empty());
             }
-            // Header, the final empty fixed-Huffman block (03 00), CRC 0, ISIZE 0.
-            assert_eq!(gz.len(), 10 + 2 + 8);
+            assert_eq!(members(&gz).len(), 1);
+            assert_eq!(gz[..10], GZIP_HEADER);
+            assert_eq!(gz[gz.len() - 8..], [0u8; 8], "CRC 0, ISIZE 0");
         }
+    }
+
+    #[test]
+    fn one_member_per_block_each_decodable_alone() {
+        let data = mixed_bytes(3 * BLOCK_SIZE + 5);
+        let gz = compress(&data, 4, 2);
+        let ms = members(&gz);
+        assert_eq!(ms.len(), 4);
+        for (i, (_, plain)) in ms.iter().enumerate() {
+            let start = i * BLOCK_SIZE;
+            assert!(plain[..] == data[start..(start + BLOCK_SIZE).min(data.len())], "member {i}");
+        }
+        // Exactly a whole number of blocks: no trailing empty member.
+        assert_eq!(members(&compress(&data[..2 * BLOCK_SIZE], 4, 2)).len(), 2);
     }
 
     #[test]
     fn round_trips_at_block_boundaries_and_beyond() {
         let mixed = mixed_bytes(5 << 20);
-        for size in [0, 1, 131_071, 131_072, 131_073, 262_144, 3 * 131_072 + 5, mixed.len()] {
+        for size in [0, 1, BLOCK_SIZE - 1, BLOCK_SIZE, BLOCK_SIZE + 1, 2 * BLOCK_SIZE, 3 * BLOCK_SIZE + 5, mixed.len()]
+        {
             let data = &mixed[..size];
-            let gz = compress(data, 6, 3);
+            let gz = compress(data, 4, 3);
             assert!(gunzip(&gz) == data, "flate2 round trip of {size} bytes");
             if let Some(out) = system_gunzip(&gz) {
                 assert!(out == data, "gzip -dc round trip of {size} bytes");
@@ -679,8 +641,8 @@ mod tests {
 
     #[test]
     fn output_is_independent_of_thread_count() {
-        let data = mixed_bytes(3 << 20);
-        for level in [0, 1, 6, 9] {
+        let data = mixed_bytes(5 << 20);
+        for level in [0, 1, 4, 6, 12] {
             let reference = compress(&data, level, 1);
             assert!(gunzip(&reference) == data, "level {level}");
             for threads in [2, 3, 8] {
@@ -691,10 +653,10 @@ mod tests {
 
     #[test]
     fn output_is_independent_of_write_chunking_and_flushes() {
-        let data = mixed_bytes(1 << 20);
-        let reference = compress(&data, 6, 1);
-        for (chunk, threads) in [(1, 2), (4096, 3), (100_000, 1), (131_072, 4), (131_073, 2)] {
-            let mut enc = ParallelGzEncoder::new(Vec::new(), 6, threads);
+        let data = mixed_bytes(3 << 20);
+        let reference = compress(&data, 4, 1);
+        for (chunk, threads) in [(1, 2), (4096, 3), (100_000, 1), (BLOCK_SIZE, 4), (BLOCK_SIZE + 1, 2)] {
+            let mut enc = ParallelGzEncoder::new(Vec::new(), 4, threads);
             for (i, part) in data.chunks(chunk).enumerate() {
                 enc.write_all(part).unwrap();
                 if i % 7 == 3 {
@@ -706,25 +668,25 @@ mod tests {
     }
 
     #[test]
-    fn blocks_compress_the_same_in_any_order() {
-        // Blocks handled in different orders by a worker produce the same bytes, as the
-        // compressor is new for every block.
-        let data = mixed_bytes(2 << 20);
-        let blocks: Vec<(usize, usize)> =
-            (0..data.len()).step_by(BLOCK_SIZE).map(|start| (start.saturating_sub(DICT_SIZE), start)).collect();
-        let level = Compression::new(6);
-        let mut forward = Vec::new();
-        for &(dict_start, start) in &blocks {
-            let end = (start + BLOCK_SIZE).min(data.len());
+    fn blocks_compress_the_same_in_any_order_on_one_compressor() {
+        // A worker reuses its compressor for whatever blocks it gets: the bytes must not
+        // depend on what it compressed before.
+        let data = mixed_bytes(4 << 20);
+        let blocks: Vec<&[u8]> = data.chunks(BLOCK_SIZE).collect();
+        let mut c = Compressor::new(lvl(4));
+        let forward: Vec<Vec<u8>> = blocks
+            .iter()
+            .map(|b| {
+                let mut out = Vec::new();
+                compress_member(&mut c, b, &mut out).unwrap();
+                out
+            })
+            .collect();
+        let mut c = Compressor::new(lvl(4));
+        for (i, b) in blocks.iter().enumerate().rev() {
             let mut out = Vec::new();
-            compress_block(level, &data[dict_start..end], start - dict_start, false, &mut out).unwrap();
-            forward.push(out);
-        }
-        for (i, &(dict_start, start)) in blocks.iter().enumerate().rev() {
-            let end = (start + BLOCK_SIZE).min(data.len());
-            let mut out = Vec::new();
-            compress_block(level, &data[dict_start..end], start - dict_start, false, &mut out).unwrap();
-            assert_eq!(out, forward[i]);
+            compress_member(&mut c, b, &mut out).unwrap();
+            assert_eq!(out, forward[i], "block {i}");
         }
     }
 
@@ -739,7 +701,7 @@ mod tests {
             let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
             paths.sort();
             for path in paths {
-                if payload.len() >= 8 << 20 {
+                if payload.len() >= 16 << 20 {
                     break;
                 }
                 if path.is_file() {
@@ -749,23 +711,24 @@ mod tests {
                 }
             }
         }
-        if payload.len() < 1 << 20 {
-            payload = mixed_bytes(8 << 20);
+        if payload.len() < 4 << 20 {
+            payload = mixed_bytes(16 << 20);
         }
-        let ours = compress(&payload, 6, 2);
+        let ours = compress(&payload, 4, 2);
         assert!(gunzip(&ours) == payload);
+        // The reference: one zlib stream at level 6 (zlib's and Go's default).
         let mut single = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
         single.write_all(&payload).unwrap();
         let single = single.finish().unwrap();
         let ratio = ours.len() as f64 / single.len() as f64;
         eprintln!(
-            "{} bytes: parallel {} vs single stream {} ({:+.3}%)",
+            "{} bytes: libdeflate 4 in 1 MiB members {} vs one zlib level 6 stream {} ({:+.3}%)",
             payload.len(),
             ours.len(),
             single.len(),
             (ratio - 1.0) * 100.0
         );
-        assert!(ratio < 1.015, "parallel output {ratio} times the single stream");
+        assert!(ratio < 1.01, "block output {ratio} times the single stream");
     }
 
     /// A writer that fails once it has accepted `limit` bytes.
@@ -790,7 +753,7 @@ mod tests {
 
     #[test]
     fn inner_errors_propagate_and_stick() {
-        let data = random_bytes(3, 4 << 20);
+        let data = random_bytes(3, 6 << 20);
         for threads in [1, 2, 4] {
             let inner = FailingWriter { written: 0, limit: 300_000 };
             let mut enc = ParallelGzEncoder::new(inner, 6, threads);
@@ -798,8 +761,10 @@ mod tests {
             let err = result.expect_err("the inner writer's error must surface");
             assert_eq!(err.to_string(), "disk full");
 
+            // Small blocks, so more are submitted than can be in flight and the failed
+            // write is seen before the input ends.
             let inner = FailingWriter { written: 0, limit: 300_000 };
-            let mut enc = ParallelGzEncoder::new(inner, 6, threads);
+            let mut enc = ParallelGzEncoder::with_block_size(inner, 6, threads, 64 << 10);
             let _ = enc.write_all(&data);
             assert!(enc.write(b"more").is_err(), "errors are sticky");
             assert!(enc.finish().is_err());
@@ -808,7 +773,7 @@ mod tests {
 
     #[test]
     fn dropping_without_finish_stops_the_threads() {
-        let data = mixed_bytes(4 << 20);
+        let data = mixed_bytes(6 << 20);
         for threads in [1, 2, 8] {
             let mut enc = ParallelGzEncoder::new(Vec::new(), 9, threads);
             enc.write_all(&data).unwrap();
@@ -822,17 +787,17 @@ mod tests {
 
     #[test]
     fn zero_threads_means_available_parallelism() {
-        let data = mixed_bytes(600_000);
-        assert_eq!(compress(&data, 6, 0), compress(&data, 6, 1));
+        let data = mixed_bytes(3 << 20);
+        assert_eq!(compress(&data, 4, 0), compress(&data, 4, 1));
     }
 
     #[test]
     fn output_bytes_are_pinned() {
         // The compressed bytes are part of every layer digest pinnace produces. If this
-        // fails after a flate2/zlib-rs upgrade, the upgrade changes layer digests: decide
+        // fails after a libdeflate upgrade, the upgrade changes layer digests: decide
         // deliberately, then update the constants.
-        let data = mixed_bytes(1 << 20);
-        let gz = compress(&data, 6, 2);
+        let data = mixed_bytes(3 << 20);
+        let gz = compress(&data, 4, 2);
         assert_eq!((gz.len(), crc32fast::hash(&gz)), (GOLDEN_LEN, GOLDEN_CRC), "deflate output changed");
     }
 
@@ -854,7 +819,7 @@ mod tests {
             chunk in 1usize..20_000,
             threads in 1usize..5,
             block_size in prop_oneof![Just(1usize), Just(1000), Just(4096), Just(BLOCK_SIZE)],
-            level in prop_oneof![Just(0u32), Just(1), Just(6), Just(9)],
+            level in prop_oneof![Just(0u32), Just(1), Just(4), Just(12)],
         ) {
             let reference = compress_blocks(&data, level, 1, block_size, data.len().max(1));
             prop_assert!(gunzip(&reference) == data);
@@ -864,7 +829,7 @@ mod tests {
 
         #[test]
         fn arbitrary_bytes_round_trip(data in proptest::collection::vec(any::<u8>(), 0..300_000)) {
-            let gz = compress(&data, 6, 2);
+            let gz = compress(&data, 4, 2);
             prop_assert!(gunzip(&gz) == data);
         }
     }

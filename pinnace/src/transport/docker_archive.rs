@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -171,6 +171,8 @@ impl Source for DockerArchiveSource {
 /// `docker-archive:` as a sink: what `docker load` and `podman load` read.
 pub struct DockerArchiveSink {
     name: String,
+    /// The archive's directory (for spool files).
+    dir: PathBuf,
     repo_tag: Option<String>,
     tar: TarFileWriter,
     written: HashSet<String>,
@@ -180,8 +182,13 @@ pub struct DockerArchiveSink {
 impl DockerArchiveSink {
     /// Starts the archive that will replace `file`; `repo_tag` is recorded in RepoTags.
     pub fn create(file: &Path, repo_tag: Option<String>) -> Result<Self, TransportError> {
+        let dir = match file.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
         Ok(DockerArchiveSink {
             name: format!("docker-archive:{}", file.display()),
+            dir,
             repo_tag: repo_tag.map(|t| with_tag(&t)),
             tar: TarFileWriter::create(file)?,
             written: HashSet::new(),
@@ -203,6 +210,9 @@ impl Sink for DockerArchiveSink {
     }
     fn layer_form(&self) -> LayerForm {
         LayerForm::Uncompressed
+    }
+    fn spool_dir(&self) -> Option<PathBuf> {
+        Some(self.dir.clone())
     }
     fn has_blob(&mut self, digest: &Digest, _size: u64) -> Result<bool, TransportError> {
         Ok(self.written.contains(&member(BlobKind::Layer, digest))

@@ -251,6 +251,12 @@ pub trait Sink {
     fn remote(&self) -> bool {
         false
     }
+    /// A directory on the destination's filesystem for the copy's temporary files, offered
+    /// by sinks that write one stream (docker archives): layers decompressed ahead on
+    /// another core wait there until the stream reaches them (default: none, no spooling).
+    fn spool_dir(&self) -> Option<PathBuf> {
+        None
+    }
     /// Records the manifest.
     fn put_manifest(&mut self, image: &FinalImage) -> Result<(), TransportError>;
     /// Records an index (manifest list) over the manifests put before, which becomes

@@ -25,6 +25,7 @@ mod hostile;
 mod hostile_copy;
 mod inspect;
 mod jibber;
+mod multigzip;
 mod pairs;
 mod props;
 mod registry;
