@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 
 use crate::oci::{Digest, Hasher};
 
+mod direct;
+pub use direct::DirectFile;
+
 /// A blob did not match what its descriptor promised.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum BlobError {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use crate::blob::{file_matches, read_verified, AtomicFile, METADATA_LIMIT};
+use crate::blob::{file_matches, read_verified, AtomicFile, DirectFile, METADATA_LIMIT};
 use crate::layer::Encoded;
 use crate::oci::{self, media, Digest, RawManifest};
 
@@ -327,9 +327,11 @@ impl ConcurrentBlobs for LayoutSink {
 
     fn put_blob(&self, _kind: BlobKind, digest: &Digest, size: u64, data: &mut dyn Read) -> Result<(), TransportError> {
         let target = self.work.join(blob_path(digest));
-        let mut f = self.temp()?;
+        // Large blobs are written with direct I/O (see `DirectFile`), read straight into
+        // its buffer.
+        let mut f = DirectFile::create(&self.work.join("pending-blob")).map_err(TransportError::io(&self.dir))?;
         f.set_target(target.clone());
-        let n = crate::blob::copy_large(data, &mut f).map_err(|source| TransportError::Blob {
+        let n = f.fill_from(data).map_err(|source| TransportError::Blob {
             image: self.describe(),
             digest: *digest,
             source,

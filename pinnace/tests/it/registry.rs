@@ -367,6 +367,66 @@ fn corrupt_or_truncated_downloads_are_rejected_and_nothing_is_written() {
     }
 }
 
+/// A pull killed in the middle of a large blob (the proxy serves 6 MiB of a 9 MiB layer,
+/// then stalls), into a layout that already holds another image: index.json is unchanged,
+/// every file under blobs/sha256 hashes to its name (no partial blob), neither the layer
+/// nor the manifest that would reference it is there; the next pull removes the dead
+/// process's temporary file and completes.
+#[test]
+fn a_pull_killed_mid_blob_leaves_no_partial_blob_and_nothing_referencing_it() {
+    crate::require!("docker-registry");
+    let reg = harness::start(Mode::Plain);
+    let d = tempdir();
+    let (src, m) = layered(&d.path().join("src"), 13, 1, 9 << 20);
+    let manifest: Value = serde_json::from_slice(
+        &fs::read(d.path().join("src/blobs/sha256").join(m.digest.trim_start_matches("sha256:"))).unwrap(),
+    )
+    .unwrap();
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap().trim_start_matches("sha256:").to_string();
+    let env = Env::new();
+    env.ok(&["copy", "-q", &src, &format!("docker://{}/kill/app:1", reg.addr), NO_TLS]);
+    let layout = d.path().join("out");
+    layered(&layout, 14, 1, 1000);
+    let index_before = fs::read(layout.join("index.json")).unwrap();
+    let dst = format!("oci:{}:new", layout.display());
+
+    let px = proxy::start(&reg.addr, Fault::StallBlob { after: 6 << 20 });
+    let mut child = env
+        .cmd()
+        .args(["copy", "-q", NO_TLS, &format!("docker://{}/kill/app:1", px.addr), &dst])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed once part of the layer is on disk, in a temporary file.
+    let partial = || {
+        fs::read_dir(&layout).unwrap().flatten().any(|e| {
+            e.file_name().to_string_lossy().ends_with(".pinnace-tmp") && e.metadata().is_ok_and(|m| m.len() > 0)
+        })
+    };
+    let start = Instant::now();
+    while !(px.stats.fired() && partial()) && start.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(px.stats.fired() && partial(), "the pull was not caught mid-blob: {:#?}", px.stats.log());
+
+    assert_eq!(fs::read(layout.join("index.json")).unwrap(), index_before, "index.json changed");
+    for e in fs::read_dir(layout.join("blobs/sha256")).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        assert_eq!(crate::util::file_digest(&e.path()), format!("sha256:{name}"), "a partial blob in place");
+        assert_ne!(name, layer, "the interrupted layer is in place");
+        assert_ne!(format!("sha256:{name}"), m.digest, "the manifest referencing it is in place");
+    }
+
+    env.ok(&["copy", "-q", NO_TLS, &format!("docker://{}/kill/app:1", reg.addr), &dst]);
+    check::validates(&dst);
+    let stray: Vec<_> =
+        crate::util::tree(&layout).into_iter().filter(|p| p.to_string_lossy().contains("tmp")).collect();
+    assert!(stray.is_empty(), "left {stray:?}");
+}
+
 #[test]
 fn bearer_token_flow_with_a_local_issuer() {
     let fx = crate::fixture!();

@@ -25,6 +25,9 @@ pub enum Fault {
     /// Hold every upload request carrying data (PATCH, PUT with a body) for `ms` before
     /// it goes on to the registry.
     SlowUploads { ms: u64 },
+    /// Serve the first `after` bytes of every blob larger than that, then hold the
+    /// connection for a minute (time for a test to kill the client mid-blob).
+    StallBlob { after: usize },
 }
 
 /// What went through.
@@ -221,6 +224,16 @@ fn serve(client: TcpStream, upstream: &str, fault: &Fault, st: &Stats) -> io::Re
                 st.fired.store(true, Ordering::SeqCst);
                 cw.write_all(&data[..data.len() / 2])?;
                 cw.flush()?;
+                let _ = cw.shutdown(std::net::Shutdown::Both);
+                return Ok(());
+            }
+            Fault::StallBlob { after }
+                if method == "GET" && path.contains("/blobs/") && data.len() > *after && status < 300 =>
+            {
+                cw.write_all(&data[..*after])?;
+                cw.flush()?;
+                st.fired.store(true, Ordering::SeqCst);
+                std::thread::sleep(std::time::Duration::from_secs(60));
                 let _ = cw.shutdown(std::net::Shutdown::Both);
                 return Ok(());
             }
