@@ -115,19 +115,26 @@ pub(crate) fn install_filter(mode: Mode) -> io::Result<Option<OwnedFd>> {
     Ok((mode == Mode::Notify).then(|| unsafe { OwnedFd::from_raw_fd(r as RawFd) }))
 }
 
+/// A one-byte message over `iov`'s byte with room for one descriptor in `control`
+/// (u64s keep the buffer aligned for cmsghdr; CMSG_SPACE of one int is 24 bytes).
+fn fd_message(iov: &mut libc::iovec, control: &mut [u64; 4]) -> libc::msghdr {
+    // SAFETY: msghdr is plain data; zeroed is its empty value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(control);
+    msg
+}
+
 /// Sends `fd` over the unix socket `sock` (one byte with `SCM_RIGHTS`).
 pub(crate) fn send_fd(sock: RawFd, fd: RawFd) -> io::Result<()> {
     let mut byte = [0u8; 1];
     let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
-    // u64s keep the control buffer aligned for cmsghdr.
     let mut control = [0u64; 4];
-    // SAFETY: msghdr over our buffers; CMSG_* stay inside `control` (CMSG_SPACE of one
-    // int is 24 bytes, the buffer 32).
+    let mut msg = fd_message(&mut iov, &mut control);
+    // SAFETY: CMSG_* stay inside `control`, which outlives the call.
     unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
         msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as usize;
         let c = libc::CMSG_FIRSTHDR(&msg);
         (*c).cmsg_level = libc::SOL_SOCKET;
@@ -146,13 +153,9 @@ fn recv_fd(sock: RawFd) -> io::Result<Option<OwnedFd>> {
     let mut byte = [0u8; 1];
     let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
     let mut control = [0u64; 4];
+    let mut msg = fd_message(&mut iov, &mut control);
     // SAFETY: as in send_fd; a received descriptor is new and ours to own.
     unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = std::mem::size_of_val(&control);
         let n = libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC);
         if n < 0 {
             return Err(io::Error::last_os_error());
