@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::check::{self, Written};
-use crate::util::{at_exit, cmd, pinnace_cmd, run, run_ok, scratch_root, tempdir, Cleanup, Out};
+use crate::util::{at_exit, cmd, pinnace_cmd, podman_lock, run, run_ok, scratch_root, tempdir, Cleanup, Out};
 
 // ---------------------------------------------------------------- helpers
 
@@ -145,7 +145,11 @@ fn static_hello(dir: &Path, name: &str, message: &str) -> PathBuf {
 
 /// Loads a docker archive, OCI archive or OCI layout into podman, runs the image (by ID,
 /// the config digest) with `run_args` before and `args` after the image, and removes it.
+/// Under the podman lock: pinnace's layers are reproducible, so tests share layers, and a
+/// `podman rmi` in one test can remove a layer another test's `podman load` is adding
+/// ("layer not known").
 fn podman_run(image: &Path, config_digest: &str, run_args: &[&str], args: &[&str]) -> Out {
+    let _l = podman_lock();
     let id = config_digest.trim_start_matches("sha256:").to_string();
     at_exit(Cleanup::PodmanImage(id.clone()));
     run_ok(cmd("podman").args(["load", "-q", "-i"]).arg(image));
@@ -302,6 +306,7 @@ fn go_static_http_server_answers() {
 
     let id = r["config_digest"].as_str().unwrap().trim_start_matches("sha256:").to_string();
     at_exit(Cleanup::PodmanImage(id.clone()));
+    let _l = podman_lock();
     run_ok(cmd("podman").args(["load", "-q", "-i"]).arg(&out));
     let name = format!("pinnace-it-go-{}", std::process::id());
     let port = free_port();
