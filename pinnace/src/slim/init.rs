@@ -528,6 +528,8 @@ fn spawn(spec: &SandboxSpec, out: &OwnedFd, id: u32, argv: &[String]) -> io::Res
     if pid != 0 {
         return check(pid).map(|()| pid);
     }
+    // The tracer's socket in notify mode (-1 otherwise): kept open, then sent on.
+    let sock = LISTENER_SOCK.load(std::sync::atomic::Ordering::Relaxed);
     let fail = |what: &str, e: io::Error| -> ! {
         eprintln!("pinnace sandbox: {what}: {e}");
         // SAFETY: ends the forked child.
@@ -552,7 +554,6 @@ fn spawn(spec: &SandboxSpec, out: &OwnedFd, id: u32, argv: &[String]) -> io::Res
         libc::dup2(o, 1);
         libc::dup2(e, 2);
         // Everything else closed, but for the tracer's socket (sent on below).
-        let sock = LISTENER_SOCK.load(std::sync::atomic::Ordering::Relaxed);
         if sock >= 3 {
             libc::syscall(libc::SYS_close_range, 3u32, sock as u32 - 1, 0u32);
             libc::syscall(libc::SYS_close_range, sock as u32 + 1, u32::MAX, 0u32);
@@ -587,7 +588,6 @@ fn spawn(spec: &SandboxSpec, out: &OwnedFd, id: u32, argv: &[String]) -> io::Res
                 // Notify: the listener goes to the supervisor before the first traced
                 // syscall (the execve below), which waits for it.
                 Ok(Some(listener)) => {
-                    let sock = LISTENER_SOCK.load(std::sync::atomic::Ordering::Relaxed);
                     if let Err(e) = super::tracer::send_fd(sock, listener.as_raw_fd()) {
                         fail("handing the seccomp listener to the tracer", e);
                     }
@@ -596,7 +596,6 @@ fn spawn(spec: &SandboxSpec, out: &OwnedFd, id: u32, argv: &[String]) -> io::Res
                 Err(e) => fail("installing the seccomp filter", e),
             }
         }
-        let sock = LISTENER_SOCK.load(std::sync::atomic::Ordering::Relaxed);
         if sock >= 0 {
             libc::close(sock);
         }
